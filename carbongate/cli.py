@@ -1,0 +1,62 @@
+"""The one command line, ``carbongate``: each component adds its own subcommands.
+
+A component contributes a module with ``register(subparsers, common)``; each
+subcommand sets ``handler`` (a function taking the parsed arguments and
+returning an exit code). The command reads configuration only through
+:mod:`carbongate.settings`, with ``--config`` naming a TOML file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# Modules that contribute subcommands, in the order they appear in --help.
+COMMAND_MODULES = (
+    "webhook.cli",          # serve, review
+    "policy_engine.cli",    # policy test
+    "certs.cli",            # certs generate
+    "carbon_feed.cli",      # feed, grid show, grid plot
+    "deferral.cli",         # release, deferred
+    "governance.cli",       # governance, budget report
+    "simulate.cli",         # simulate
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every component's subcommands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML settings file (default: $CARBONGATE_CONFIG)")
+    common.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    parser = argparse.ArgumentParser(
+        prog="carbongate",
+        description="Carbon-aware admission for Kubernetes.",
+        parents=[common],
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(subparsers, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``carbongate`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    return int(handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

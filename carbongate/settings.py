@@ -1,0 +1,261 @@
+"""One typed settings object for every carbongate process.
+
+Configuration flows from here and nowhere else: components receive the
+section they need (``settings.webhook``, ``settings.feed`` ...) as a frozen
+dataclass. Values come, in increasing precedence, from the field defaults,
+an optional TOML file (``CARBONGATE_CONFIG`` or ``--config``) and environment
+variables named ``CARBONGATE_<SECTION>_<FIELD>`` (for example
+``CARBONGATE_WEBHOOK_BIND=0.0.0.0:8443``). This module is the only place that
+reads ``os.environ``.
+
+Secrets (provider credentials, database passwords) are never fields here:
+the settings name the environment variable or mounted file that holds them,
+so a settings dump can be logged safely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ENV_PREFIX = "CARBONGATE_"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_POLICY_DIR = PACKAGE_ROOT / "policies" / "rego"
+DEMO_GRID_DIR = PACKAGE_ROOT / "examples" / "grid"
+
+EngineKind = Literal["embedded", "opa"]
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Which policy engine decides, and where its policies live."""
+
+    kind: EngineKind = "embedded"
+    policy_dir: Path = DEFAULT_POLICY_DIR
+    # How often the embedded engine checks the policy files for edits.
+    reload_interval_s: float = 2.0
+    # OPA server (sidecar) REST API; only used when kind == "opa".
+    opa_url: str = "http://127.0.0.1:8181"
+    # Name of the environment variable holding the OPA bearer token, if any.
+    opa_token_env: str = "CARBONGATE_OPA_TOKEN"
+    opa_timeout_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """The admission webhook's HTTP server and request handling."""
+
+    bind: str = "127.0.0.1:8443"
+    certfile: Path = Path(".dev-certs/tls.crt")
+    keyfile: Path = Path(".dev-certs/tls.key")
+    # CA bundle to verify the API server's client certificate (mTLS); empty: off.
+    client_ca_file: Path | None = None
+    workers: int = 2
+    threads: int = 8
+    max_body_bytes: int = 3 * 1024 * 1024
+    # A decision slower than this is abandoned: admitted unchanged (fail-open).
+    decision_deadline_ms: int = 250
+    # carbongate's own namespace: never mutated.
+    own_namespace: str = "carbongate"
+    # Namespaces never touched whatever their labels say.
+    exempt_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
+    # Where namespace labels come from: "api" (in-cluster read) or "none".
+    namespace_labels_source: Literal["api", "none"] = "none"
+    namespace_cache_ttl_s: float = 30.0
+    # Prometheus multiprocess directory for gunicorn workers.
+    metrics_dir: Path = Path(".state/metrics")
+
+
+@dataclass(frozen=True)
+class GridSettings:
+    """Where the webhook and the controller read grid data from."""
+
+    # The feed's atomic JSON snapshot; the webhook reloads it when it changes.
+    snapshot_path: Path = Path(".state/grid-snapshot.json")
+    # Region the cluster runs in; empty: the first configured region.
+    home_region: str = ""
+    forecast_horizon_h: int = 48
+    # Window durations precomputed per data update (minutes).
+    window_durations_min: tuple[int, ...] = (30, 60, 120, 240, 480)
+    # Candidate starts for a workload's plan are spaced at least this far apart.
+    plan_step_min: int = 15
+    # Data older than this is marked stale.
+    max_age_s: int = 3600
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """The carbon feed sidecar: providers, cache, publishing."""
+
+    # YAML file naming the provider chain per region; empty: replay the demo traces.
+    providers_file: Path | None = None
+    # Trace files replayed by the trace provider when no providers file is given.
+    trace_files: tuple[Path, ...] = ()
+    # Replay clock: "wall" maps now onto the trace (same time of year), or an
+    # RFC 3339 instant to start the replay at.
+    trace_clock: str = "wall"
+    ttl_s: int = 300
+    state_dir: Path = Path(".state/feed")
+    publish_to: Literal["embedded", "opa", "file"] = "file"
+    bind: str = "127.0.0.1:9102"
+    request_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class DeferralSettings:
+    """The deferral controller."""
+
+    namespace: str = "carbongate"
+    lease_name: str = "carbongate-deferral"
+    lease_duration_s: int = 15
+    resync_s: int = 60
+    bind: str = "127.0.0.1:9103"
+
+
+@dataclass(frozen=True)
+class GovernanceSettings:
+    """The governance service: ledger, budgets, reports."""
+
+    database_url: str = "sqlite:///.state/ledger.db"
+    # Name of the environment variable holding a database URL with a password.
+    database_url_env: str = "CARBONGATE_DATABASE_URL"
+    budgets_file: Path | None = None
+    energy_model_file: Path | None = None
+    bind: str = "127.0.0.1:9104"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything, one section per component."""
+
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    grid: GridSettings = field(default_factory=GridSettings)
+    feed: FeedSettings = field(default_factory=FeedSettings)
+    deferral: DeferralSettings = field(default_factory=DeferralSettings)
+    governance: GovernanceSettings = field(default_factory=GovernanceSettings)
+
+
+def load(
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Build the settings from defaults, a TOML file, the environment and overrides.
+
+    ``overrides`` (section -> field -> value) come last: that is how command-line
+    flags reach the settings without a second path of configuration.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if config_file is None and env.get(ENV_PREFIX + "CONFIG"):
+        config_file = Path(env[ENV_PREFIX + "CONFIG"])
+    layered: dict[str, dict[str, Any]] = {}
+    if config_file is not None:
+        layered = _merge(layered, _read_toml(config_file))
+    layered = _merge(layered, _from_environment(env))
+    if overrides:
+        layered = _merge(layered, {k: dict(v) for k, v in overrides.items()})
+    return _build(Settings, layered, "")
+
+
+def environment_value(name: str, *, environ: Mapping[str, str] | None = None) -> str | None:
+    """Read one secret's value from the environment variable a setting names."""
+    env = os.environ if environ is None else environ
+    return env.get(name) or None
+
+
+def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise SettingsError(f"cannot read settings file {path}: {error}") from error
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = {}
+    for section in dataclasses.fields(Settings):
+        section_type = typing.get_type_hints(Settings)[section.name]
+        for item in dataclasses.fields(section_type):
+            name = f"{ENV_PREFIX}{section.name}_{item.name}".upper()
+            if name in env:
+                result.setdefault(section.name, {})[item.name] = env[name]
+    return result
+
+
+def _merge(base: dict[str, dict[str, Any]], top: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    merged = {key: dict(value) for key, value in base.items()}
+    for section, values in top.items():
+        if not isinstance(values, Mapping):
+            raise SettingsError(f"settings section {section!r} must be a table")
+        merged.setdefault(section, {}).update(values)
+    return merged
+
+
+def _build(cls: type[Any], values: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {sorted(unknown)} in [{where or 'root'}]")
+    kwargs: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):
+        if item.name not in values:
+            continue
+        label = f"{where}.{item.name}" if where else item.name
+        hint = hints[item.name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[item.name] = _build(hint, values[item.name], label)
+        else:
+            kwargs[item.name] = _coerce(values[item.name], hint, label)
+    return cls(**kwargs)
+
+
+def _coerce(raw: Any, hint: Any, label: str) -> Any:
+    """Turn a TOML value or an environment string into the field's type."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if raw in (None, "") and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(raw, inner, label)
+    if origin is Literal:
+        if raw not in args:
+            raise SettingsError(f"{label} must be one of {list(args)}, not {raw!r}")
+        return raw
+    if origin is tuple:
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        return tuple(_coerce(i.strip() if isinstance(i, str) else i, args[0], label)
+                     for i in items if i != "")
+    try:
+        if hint is bool:
+            return _boolean(raw)
+        if hint is Path:
+            return Path(raw)
+        return hint(raw)
+    except (TypeError, ValueError) as error:
+        raise SettingsError(f"{label}: cannot use {raw!r} as {getattr(hint, '__name__', hint)}") from error
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)

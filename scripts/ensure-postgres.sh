@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Placeholder replaced by the governance work: installs PostgreSQL for the ledger tests.
+exit 0
