@@ -131,6 +131,8 @@ class GovernanceSettings:
     # Name of the environment variable holding a database URL with a password.
     database_url_env: str = "CARBONGATE_DATABASE_URL"
     budgets_file: Path | None = None
+    # The published budgets document; the webhook loads it into its engine.
+    budgets_snapshot_path: Path = Path(".state/budgets.json")
     energy_model_file: Path | None = None
     bind: str = "127.0.0.1:9104"
 
