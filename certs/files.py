@@ -69,7 +69,7 @@ def generate(
     """Create a CA and a serving certificate for ``identity`` in ``out_dir``."""
     if not force:
         _refuse_existing(out_dir)
-    moment = now or datetime.datetime.now(datetime.timezone.utc)
+    moment = now or datetime.datetime.now(datetime.UTC)
     ca = authority.new_authority(identity=identity, days=days, now=moment)
     serving = authority.issue_serving(authority=ca, identity=identity, days=days, now=moment)
     out_dir.mkdir(parents=True, exist_ok=True)
