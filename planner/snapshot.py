@@ -1,0 +1,118 @@
+"""The grid snapshot contract: the JSON the feed writes and everyone else reads.
+
+The same document is ``data.carbongate.grid`` in OPA. It is the only thing the
+feed shares with the webhook, the controller and the simulator, so its shape
+lives here as ``TypedDict`` s, with a reader that refuses what does not fit
+rather than letting a half-read file reach a decision.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, NotRequired, TypedDict
+
+from planner import series
+
+SCHEMA_VERSION = 1
+Signal = Literal["average", "marginal", "index"]
+
+
+class ForecastPoint(TypedDict):
+    start: str
+    g_per_kwh: float
+
+
+class WindowDoc(TypedDict):
+    start: str
+    end: str
+    mean_g_per_kwh: float
+
+
+class RegionDoc(TypedDict):
+    region: str
+    g_per_kwh: float | None
+    signal: Signal
+    source: str
+    observed_at: str
+    stale: bool
+    forecast_step_s: int
+    forecast: list[ForecastPoint]
+    best_windows: dict[str, WindowDoc]
+    emission_factor: NotRequired[str | None]
+    fallback_used: NotRequired[bool]
+    fetched_at: NotRequired[str]
+    index_percent: NotRequired[float | None]
+
+
+class GridSnapshot(TypedDict):
+    schema: int
+    generated_at: str
+    regions: dict[str, RegionDoc]
+
+
+class SnapshotError(ValueError):
+    """A snapshot file or document that does not fit the contract."""
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 instant as an aware UTC datetime (``Z`` or an offset)."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return value.astimezone(timezone.utc)
+
+
+def format_time(value: datetime) -> str:
+    """An aware datetime as RFC 3339 UTC with a ``Z`` (seconds precision)."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load_snapshot(path: Path) -> GridSnapshot:
+    """Read and check a snapshot file written by the feed."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise SnapshotError(f"cannot read grid snapshot {path}: {error}") from error
+    return check_snapshot(document)
+
+
+def check_snapshot(document: Any) -> GridSnapshot:
+    """Validate the parts of a snapshot that decisions depend on."""
+    if not isinstance(document, Mapping):
+        raise SnapshotError("grid snapshot must be a JSON object")
+    if document.get("schema") != SCHEMA_VERSION:
+        raise SnapshotError(f"grid snapshot schema {document.get('schema')!r} is not {SCHEMA_VERSION}")
+    regions = document.get("regions")
+    if not isinstance(regions, Mapping):
+        raise SnapshotError("grid snapshot has no 'regions' object")
+    for name, region in regions.items():
+        _check_region(name, region)
+    return document  # type: ignore[return-value]
+
+
+def _check_region(name: str, region: Any) -> None:
+    if not isinstance(region, Mapping):
+        raise SnapshotError(f"region {name!r} must be an object")
+    for key in ("signal", "source", "observed_at", "stale", "forecast", "forecast_step_s"):
+        if key not in region:
+            raise SnapshotError(f"region {name!r} lacks {key!r}")
+    if not isinstance(region["forecast"], list):
+        raise SnapshotError(f"region {name!r}: forecast must be a list")
+    try:
+        parse_time(region["observed_at"])
+    except (TypeError, ValueError) as error:
+        raise SnapshotError(f"region {name!r}: observed_at: {error}") from error
+
+
+def region_series(region: RegionDoc) -> series.Series | None:
+    """The region's forecast as a planner series; None for index-only or empty data."""
+    if region.get("signal") == "index" or not region["forecast"]:
+        return None
+    points = tuple(
+        series.Point(start=parse_time(p["start"]), g_per_kwh=float(p["g_per_kwh"]))
+        for p in region["forecast"]
+    )
+    return series.Series(points=points, step_s=int(region["forecast_step_s"]))

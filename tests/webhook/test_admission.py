@@ -1,0 +1,153 @@
+"""The decision path around the policy engine: input, modes, failures, patches.
+
+The policy engine is replaced here by plain functions returning decisions
+(``decide=``), so these tests pin the webhook's mechanism alone; the real
+Rego policies are exercised on the real engine in ``tests/cases``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from tests.webhook import builders
+from webhook import admission, reviews
+
+NOW = "2026-11-22T10:00:00Z"
+CONFIG = {"default_duration_s": 3600, "network_kwh_per_gb": 0.06,
+          "tiers": {"1": {"max_delay_s": 0}, "2": {"max_delay_s": 7200}, "3": {"max_delay_s": 86400}}}
+DEFER = {"action": "defer", "mode": "enforce", "tier": "3", "reason": "cleaner-window",
+         "warnings": ["carbongate: deferred until 2026-11-22T13:00Z"],
+         "annotations": {"carbongate.io/decision": "defer"}, "node_affinity": None}
+
+
+def knowledge(**changes: Any) -> admission.Knowledge:
+    values: dict[str, Any] = dict(
+        now=datetime(2026, 11, 22, 10, tzinfo=timezone.utc),
+        grid=builders.grid(NOW, {"GB": [412, 400, 300, 96, 120] + [300] * 43, "NO": [30] * 48}),
+        budgets={"period": "2026-11", "teams": {"ml": {"limit_g": 800000, "used_g": 650000, "state": "warn"}}},
+        config=CONFIG, namespace_labels={}, home_region="GB", own_namespace="carbongate",
+        exempt_namespaces=frozenset({"kube-system"}), policy_version="v1",
+    )
+    values.update(changes)
+    return admission.Knowledge(**values)
+
+
+def run(document: dict[str, Any], decide: Any, **changes: Any) -> admission.Result:
+    return admission.review(reviews.parse(builders.body(document)), knowledge=knowledge(**changes),
+                            decide=decide, energy_kwh=lambda obj, seconds: 0.25)
+
+
+def always(decision: Any) -> Any:
+    seen: list[Any] = []
+
+    def decide(document: Any) -> Any:
+        seen.append(document)
+        return decision
+
+    decide.seen = seen  # type: ignore[attr-defined]
+    return decide
+
+
+def test_the_input_carries_workload_plan_and_budget() -> None:
+    decide = always(None)
+    obj = builders.pod(labels={"carbongate.io/team": "ml"}, annotations={"carbongate.io/max-delay": "6h",
+                                                                         "carbongate.io/expected-duration": "2h"})
+    run(builders.review(obj), decide)
+    document = decide.seen[0]
+    assert document["now"] == NOW and document["now_ns"] == 1795341600 * 10**9
+    assert document["workload"]["max_delay_s"] == 21600 and document["workload"]["energy_kwh"] == 0.25
+    assert document["budget"] == {"team": "ml", "limit_g": 800000, "used_g": 650000, "state": "warn"}
+    windows = document["plan"]["regions"]["GB"]["windows"]
+    assert windows[0]["start"] == NOW and windows[0]["mean_g_per_kwh"] == 406.0
+    assert windows[-1]["start"] == "2026-11-22T16:00:00Z"  # candidates stop at the requested max delay
+    assert document["plan"]["regions"]["NO"]["now_g_per_kwh"] == 30
+
+
+def test_a_deferral_in_enforce_mode_gates_the_pod_and_warns() -> None:
+    result = run(builders.review(), always(DEFER))
+    response = result.response["response"]
+    assert response["allowed"] is True
+    assert response["warnings"] == ["carbongate: deferred until 2026-11-22T13:00Z"]
+    ops = reviews.decoded_patch(result.response)
+    assert {"op": "add", "path": "/spec/schedulingGates", "value": [{"name": "carbongate.io/clean-window"}]} in ops
+
+
+def test_warn_mode_returns_warnings_and_no_patch() -> None:
+    result = run(builders.review(), always({**DEFER, "mode": "warn"}))
+    assert "patch" not in result.response["response"]
+    assert result.response["response"]["warnings"]
+
+
+def test_dryrun_mode_decides_but_changes_and_says_nothing() -> None:
+    result = run(builders.review(), always({**DEFER, "mode": "dryrun"}))
+    assert result.response["response"] == {"uid": "uid-1", "allowed": True}
+    assert result.decision is not None and result.decision["action"] == "defer"
+
+
+def test_a_denial_in_enforce_mode_refuses_with_the_policys_message() -> None:
+    decision = {"action": "deny", "mode": "enforce", "message": "team ml has used 812 of 800 kgCO2e this month",
+                "warnings": []}
+    response = run(builders.review(), always(decision)).response["response"]
+    assert response["allowed"] is False
+    assert response["status"]["message"] == "team ml has used 812 of 800 kgCO2e this month"
+
+
+def test_an_undefined_decision_admits_unchanged_without_a_warning() -> None:
+    result = run(builders.review(), always(None))
+    assert result.response["response"] == {"uid": "uid-1", "allowed": True}
+    assert result.fail_open is None
+
+
+def test_an_engine_error_admits_unchanged_with_a_warning_and_a_reason() -> None:
+    def broken(document: Any) -> Any:
+        raise admission.DecisionError("connection refused")
+
+    result = run(builders.review(), broken)
+    assert result.fail_open == "engine-error"
+    assert result.response["response"]["allowed"] is True and "patch" not in result.response["response"]
+    assert "no decision" in result.response["response"]["warnings"][0]
+
+
+def test_something_that_is_not_a_decision_fails_open() -> None:
+    result = run(builders.review(), always({"action": "explode"}))
+    assert result.fail_open == "engine-error"
+
+
+def test_updates_deletes_and_other_kinds_never_reach_the_policy() -> None:
+    decide = always(DEFER)
+    for document in (
+        builders.loopback("16_update-pod_gated-batch.json"),
+        builders.loopback("04_create-deployment_ci-runner.json"),
+        builders.loopback("05_create-cronjob_log-archive.json"),
+        builders.review(operation="DELETE"),
+    ):
+        result = run(document, decide)
+        assert result.response["response"] == {"uid": document["request"]["uid"], "allowed": True}
+    assert decide.seen == []
+
+
+def test_kube_system_and_carbongates_own_namespace_are_never_touched() -> None:
+    decide = always(DEFER)
+    for namespace in ("kube-system", "carbongate"):
+        result = run(builders.review(builders.pod(namespace=namespace)), decide)
+        assert "patch" not in result.response["response"]
+    assert decide.seen == []
+
+
+def test_without_grid_data_the_plan_is_null_and_the_policy_still_decides() -> None:
+    decide = always(None)
+    run(builders.review(), decide, grid=None)
+    assert decide.seen[0]["plan"] is None
+
+
+def test_unreadable_resources_become_a_parse_error_not_a_crash() -> None:
+    decide = always(None)
+
+    def bad_energy(obj: Any, seconds: int) -> float:
+        raise ValueError("cpu: 'lots' is not a quantity")
+
+    admission.review(reviews.parse(builders.body(builders.review())), knowledge=knowledge(), decide=decide,
+                     energy_kwh=bad_energy)
+    assert decide.seen[0]["workload"]["energy_kwh"] is None
+    assert "resources: cpu" in decide.seen[0]["workload"]["parse_errors"][0]

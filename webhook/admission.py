@@ -1,0 +1,237 @@
+"""The decision path: an AdmissionReview request in, a response out.
+
+``review`` is a pure function of its arguments: the request, the time, what
+the worker knows (grid, budgets, platform config, namespace labels) and a
+``decide`` callable that asks the policy engine. The HTTP layer only parses
+and serialises around it, and ``carbongate review`` calls it offline, so a
+Rego edit is checked by exactly the code that will run it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from planner import plan as planning
+from planner import snapshot
+from webhook import mutations, patches, reviews, workloads
+
+log = logging.getLogger(__name__)
+
+DECIDED_KINDS = {("", "Pod"), ("batch", "Job")}
+ACTIONS = {"admit", "defer", "shift", "deny"}
+NS_PER_S = 1_000_000_000
+DEFAULT_DURATION_S = 3600
+
+Decide = Callable[[Mapping[str, Any]], Any]
+EnergyEstimate = Callable[[Mapping[str, Any], int], float]
+
+
+class DecisionError(RuntimeError):
+    """The engine failed or returned something that is not a decision."""
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """What the worker knows at the moment of a request."""
+
+    now: datetime
+    grid: snapshot.GridSnapshot | None
+    budgets: Mapping[str, Any] | None
+    config: Mapping[str, Any]
+    namespace_labels: Mapping[str, str]
+    home_region: str
+    own_namespace: str
+    exempt_namespaces: frozenset[str]
+    policy_version: str
+    plan_step_s: int = 3600
+    horizon_s: int = 48 * 3600
+    # The grid's forecasts parsed once per snapshot version (planner.plan.parse_regions).
+    grid_series: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """A response and what led to it (for metrics, logs and the CLI)."""
+
+    response: reviews.ReviewResponse
+    decision: Mapping[str, Any] | None = None
+    patch: list[dict[str, Any]] = field(default_factory=list)
+    fail_open: str | None = None
+    policy_input: Mapping[str, Any] | None = None
+
+
+def review(
+    request: reviews.Request,
+    *,
+    knowledge: Knowledge,
+    decide: Decide,
+    energy_kwh: EnergyEstimate,
+) -> Result:
+    """Decide on one admission request; any failure admits the object unchanged."""
+    if not _applies(request, knowledge):
+        return Result(response=reviews.respond(request.uid))
+    assert request.object is not None
+    workload = workloads.read(request.kind, request.object)
+    policy_input = build_input(request, workload, knowledge=knowledge, energy_kwh=energy_kwh)
+    try:
+        decision = _checked(decide(policy_input))
+    except DecisionError as error:
+        log.warning("admitting %s unchanged: %s", _describe(request), error)
+        return fail_open(request.uid, "engine-error", detail=str(error), policy_input=policy_input)
+    if decision is None:
+        return Result(response=reviews.respond(request.uid), policy_input=policy_input)
+    return _enforce(request, decision, knowledge=knowledge, policy_input=policy_input)
+
+
+def fail_open(uid: str, reason: str, *, detail: str = "", policy_input: Mapping[str, Any] | None = None) -> Result:
+    """Allowed unchanged, with a warning that says carbongate did not decide."""
+    warning = f"carbongate: admitted unchanged, no decision ({reason})"
+    return Result(
+        response=reviews.respond(uid, warnings=[warning]),
+        fail_open=reason,
+        policy_input=policy_input,
+    )
+
+
+def _applies(request: reviews.Request, knowledge: Knowledge) -> bool:
+    """Only Pod and Job CREATE outside exempt namespaces reach the policy."""
+    if (request.group, request.kind) not in DECIDED_KINDS or request.operation != "CREATE":
+        return False
+    if request.namespace in knowledge.exempt_namespaces or request.namespace == knowledge.own_namespace:
+        return False
+    return isinstance(request.object, Mapping)
+
+
+def build_input(
+    request: reviews.Request,
+    workload: workloads.Workload,
+    *,
+    knowledge: Knowledge,
+    energy_kwh: EnergyEstimate,
+) -> dict[str, Any]:
+    """The OPA input document (see "OPA input" in docs/architecture.md)."""
+    duration_s = workload.expected_duration_s or _default_duration(knowledge.config)
+    energy, energy_error = _energy(request.object or {}, duration_s, energy_kwh)
+    if energy_error:
+        workload = dataclasses.replace(workload, parse_errors=(*workload.parse_errors, energy_error))
+    return {
+        "now": snapshot.format_time(knowledge.now),
+        "now_ns": int(knowledge.now.timestamp()) * NS_PER_S,
+        "operation": request.operation,
+        "dry_run": request.dry_run,
+        "kind": request.kind,
+        "namespace": request.namespace,
+        "namespace_labels": dict(knowledge.namespace_labels),
+        "object": request.object,
+        "user": {"username": request.username},
+        "own_namespace": knowledge.own_namespace,
+        "workload": _workload_input(workload, energy),
+        "plan": _plan(workload, duration_s, knowledge),
+        "budget": _budget(workload, request, knowledge),
+    }
+
+
+def _energy(obj: Mapping[str, Any], duration_s: int, energy_kwh: EnergyEstimate) -> tuple[float | None, str]:
+    """The workload's estimated energy; unreadable resources become a parse error."""
+    try:
+        return energy_kwh(obj, duration_s), ""
+    except ValueError as error:
+        return None, f"resources: {error}"
+
+
+def _workload_input(workload: workloads.Workload, energy: float | None) -> dict[str, Any]:
+    return {
+        "labels": dict(workload.labels),
+        "annotations": dict(workload.annotations),
+        "owner_kind": workload.owner_kind,
+        "owner_name": workload.owner_name,
+        "template_decision": workload.template_decision,
+        "expected_duration_s": workload.expected_duration_s,
+        "max_delay_s": workload.max_delay_s,
+        "regions": list(workload.regions),
+        "data_region": workload.data_region,
+        "data_gb": workload.data_gb,
+        "energy_kwh": None if energy is None else round(energy, 6),
+        "parse_errors": list(workload.parse_errors),
+    }
+
+
+def _plan(workload: workloads.Workload, duration_s: int, knowledge: Knowledge) -> planning.Plan | None:
+    if knowledge.grid is None:
+        return None
+    longest = _longest_delay(knowledge.config)
+    shape = planning.WorkloadShape(
+        duration_s=duration_s,
+        max_start_s=min(workload.max_delay_s, longest) if workload.max_delay_s is not None else longest,
+        data_gb=workload.data_gb,
+    )
+    rules = planning.PlanningRules(
+        home_region=knowledge.home_region,
+        step_s=knowledge.plan_step_s,
+        horizon_s=knowledge.horizon_s,
+        network_kwh_per_gb=float(knowledge.config.get("network_kwh_per_gb", 0.0)),
+    )
+    return planning.plan_workload(knowledge.grid["regions"], shape, now=knowledge.now, rules=rules,
+                                  parsed=knowledge.grid_series)
+
+
+def _budget(workload: workloads.Workload, request: reviews.Request, knowledge: Knowledge) -> Any:
+    """The team's budget entry, for convenience; the policy may read the full document."""
+    team = workload.labels.get(workloads.TEAM) or knowledge.namespace_labels.get(workloads.TEAM)
+    teams = (knowledge.budgets or {}).get("teams")
+    if not team or not isinstance(teams, Mapping) or team not in teams:
+        return None
+    return {"team": team, **teams[team]}
+
+
+def _default_duration(config: Mapping[str, Any]) -> int:
+    value = config.get("default_duration_s", DEFAULT_DURATION_S)
+    return int(value) if isinstance(value, (int, float)) and value > 0 else DEFAULT_DURATION_S
+
+
+def _longest_delay(config: Mapping[str, Any]) -> int:
+    """The largest delay any tier allows: how far ahead candidates need to go."""
+    tiers = config.get("tiers")
+    delays = [t.get("max_delay_s", 0) for t in tiers.values()] if isinstance(tiers, Mapping) else []
+    return int(max([d for d in delays if isinstance(d, (int, float))], default=0))
+
+
+def _checked(decision: Any) -> Mapping[str, Any] | None:
+    if decision is None:
+        return None
+    if not isinstance(decision, Mapping) or decision.get("action") not in ACTIONS:
+        raise DecisionError(f"policy returned {str(decision)[:200]!r}, not a decision")
+    return decision
+
+
+def _enforce(
+    request: reviews.Request,
+    decision: Mapping[str, Any],
+    *,
+    knowledge: Knowledge,
+    policy_input: Mapping[str, Any],
+) -> Result:
+    mode = decision.get("mode", "enforce")
+    warnings = [w for w in decision.get("warnings", []) if isinstance(w, str)]
+    if mode != "enforce":
+        shown = warnings if mode == "warn" else []
+        return Result(response=reviews.respond(request.uid, warnings=shown), decision=decision,
+                      policy_input=policy_input)
+    if decision["action"] == "deny":
+        message = str(decision.get("message") or "denied by carbongate policy")
+        return Result(response=reviews.respond(request.uid, allowed=False, warnings=warnings, message=message),
+                      decision=decision, policy_input=policy_input)
+    assert request.object is not None
+    outcome = mutations.apply(request.kind, request.object, decision, policy_version=knowledge.policy_version)
+    patch = patches.json_patch(request.object, outcome.obj)
+    response = reviews.respond(request.uid, patch=patch, warnings=[*warnings, *outcome.notes])
+    return Result(response=response, decision=decision, patch=patch, policy_input=policy_input)
+
+
+def _describe(request: reviews.Request) -> str:
+    return f"{request.kind} {request.namespace}/{request.name or '(generated)'} uid={request.uid}"

@@ -1,0 +1,142 @@
+"""AdmissionReview v1 on the wire: parse a request, build a response.
+
+The HTTP layer hands raw bytes here and gets back either a ``Request`` or a
+``BadReview`` whose message says exactly what is wrong, which becomes an
+HTTP 400. Nothing past this module sees unchecked JSON structure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NotRequired, TypedDict
+
+API_VERSION = "admission.k8s.io/v1"
+KIND = "AdmissionReview"
+
+
+class BadReview(ValueError):
+    """The body is not an AdmissionReview v1 request; the message says why."""
+
+
+class Status(TypedDict):
+    code: int
+    message: str
+
+
+class Response(TypedDict):
+    uid: str
+    allowed: bool
+    patchType: NotRequired[Literal["JSONPatch"]]
+    patch: NotRequired[str]
+    warnings: NotRequired[list[str]]
+    status: NotRequired[Status]
+
+
+class ReviewResponse(TypedDict):
+    apiVersion: str
+    kind: str
+    response: Response
+
+
+@dataclass(frozen=True)
+class Request:
+    """The parts of ``request`` that decisions read."""
+
+    uid: str
+    kind: str
+    group: str
+    operation: str
+    namespace: str
+    name: str
+    dry_run: bool
+    username: str
+    object: Mapping[str, Any] | None
+    raw: Mapping[str, Any] = field(repr=False)
+
+
+def parse(body: bytes) -> Request:
+    """Decode and check an AdmissionReview v1 request body."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadReview(f"body is not JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise BadReview("body must be a JSON object (an AdmissionReview)")
+    if document.get("apiVersion") != API_VERSION:
+        raise BadReview(f"apiVersion must be {API_VERSION!r}, got {document.get('apiVersion')!r}")
+    if document.get("kind") != KIND:
+        raise BadReview(f"kind must be {KIND!r}, got {document.get('kind')!r}")
+    request = document.get("request")
+    if not isinstance(request, dict):
+        raise BadReview("AdmissionReview has no 'request' object")
+    return _request(request)
+
+
+def _request(request: dict[str, Any]) -> Request:
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise BadReview("request.uid is missing or not a string")
+    kind = _object(request, "kind")
+    obj = request.get("object")
+    if obj is not None and not isinstance(obj, dict):
+        raise BadReview("request.object must be an object")
+    user = request.get("userInfo")
+    return Request(
+        uid=uid,
+        kind=_text(kind.get("kind")),
+        group=_text(kind.get("group")),
+        operation=_text(request.get("operation")),
+        namespace=_text(request.get("namespace")),
+        name=_text(request.get("name")),
+        dry_run=request.get("dryRun") is True,
+        username=_text(user.get("username")) if isinstance(user, dict) else "",
+        object=obj,
+        raw=request,
+    )
+
+
+def _object(request: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = request.get(key)
+    if not isinstance(value, dict):
+        raise BadReview(f"request.{key} is missing or not an object")
+    return value
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def respond(
+    uid: str,
+    *,
+    allowed: bool = True,
+    patch: Sequence[Mapping[str, Any]] = (),
+    warnings: Sequence[str] = (),
+    message: str = "",
+) -> ReviewResponse:
+    """A response echoing ``uid``; patch, warnings and status only when non-empty."""
+    response: Response = {"uid": uid, "allowed": allowed}
+    if patch:
+        encoded = json.dumps(list(patch), separators=(",", ":")).encode()
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(encoded).decode()
+    if warnings:
+        response["warnings"] = [_warning_text(w) for w in warnings]
+    if not allowed:
+        response["status"] = {"code": 403, "message": message or "denied by carbongate"}
+    return {"apiVersion": API_VERSION, "kind": KIND, "response": response}
+
+
+def _warning_text(warning: str) -> str:
+    """Kubernetes rejects warnings over 256 characters and with control characters."""
+    printable = "".join(c if c.isprintable() else " " for c in warning)
+    return printable if len(printable) <= 256 else printable[:253] + "..."
+
+
+def decoded_patch(review: ReviewResponse) -> list[dict[str, Any]]:
+    """The JSON patch of a response, decoded (for tests, the CLI and logs)."""
+    encoded = review["response"].get("patch")
+    return [] if not encoded else list(json.loads(base64.b64decode(encoded)))

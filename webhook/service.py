@@ -1,0 +1,204 @@
+"""One worker's admission service: engine, documents, deadline, metrics.
+
+Built inside the worker process (after gunicorn forks), because an embedded
+OPA engine must never be created in the master. The HTTP layer calls
+``handle``; everything here is safe under gthread's concurrent requests.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from carbongate import settings as settings_mod
+from planner import plan as planning
+from planner import snapshot
+from policy_engine import engine as engine_mod
+from webhook import admission, metrics, reviews, state
+
+log = logging.getLogger(__name__)
+
+DECISION_PATH = "carbongate/admission/decision"
+CONFIG_FILE = "carbongate/config/data.json"
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AdmissionService:
+    """Answers AdmissionReviews for one worker."""
+
+    def __init__(
+        self,
+        *,
+        settings: settings_mod.Settings,
+        engine: engine_mod.PolicyEngine,
+        namespace_labels: state.NamespaceLabels,
+        energy_kwh: admission.EnergyEstimate,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._namespaces = namespace_labels
+        self._energy_kwh = energy_kwh
+        self._clock = clock
+        self._deadline_s = settings.webhook.decision_deadline_ms / 1000
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(2, settings.webhook.threads), thread_name_prefix="decide"
+        )
+        self.grid = self._document("grid", settings.grid.snapshot_path, _load_grid)
+        self.budgets = self._document("budgets", settings.governance.budgets_snapshot_path, state.load_json)
+        self.config = self._document("config", settings.engine.policy_dir / CONFIG_FILE, state.load_json)
+        self._grid_series: tuple[Any, Mapping[str, Any]] | None = None
+        self._stop = threading.Event()
+        self._sync_thread: threading.Thread | None = None
+
+    # -- data -------------------------------------------------------------
+
+    def _document(self, name: str, path: Any, loader: state.Loader) -> state.WatchedDocument:
+        def counted(error: str) -> None:
+            metrics.DATA_RELOADS.labels(document=name, result="error").inc()
+
+        return state.WatchedDocument(name=name, path=path, loader=loader, on_error=counted)
+
+    def sync_data(self) -> None:
+        """Take new grid, budget and config files; push them into an embedded engine."""
+        for document, root in ((self.grid, "grid"), (self.budgets, "budgets")):
+            if document.refresh():
+                metrics.DATA_RELOADS.labels(document=document.name, result="ok").inc()
+                if self.settings.engine.kind == "embedded" and document.value is not None:
+                    self._put(root, document.value)
+        self.config.refresh()
+
+    def _put(self, root: str, value: Mapping[str, Any]) -> None:
+        try:
+            self.engine.put_data(root, value)
+        except Exception as error:  # an engine failure must not stop the sync loop
+            log.error("cannot publish %s to the policy engine: %s", root, error)
+            metrics.DATA_RELOADS.labels(document=root, result="error").inc()
+
+    def start_sync(self, interval_s: float = 1.0) -> None:
+        """Poll the snapshot files in a daemon thread (one per worker)."""
+        self.sync_data()
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                self.sync_data()
+
+        self._sync_thread = threading.Thread(target=loop, name="data-sync", daemon=True)
+        self._sync_thread.start()
+
+    @property
+    def ready(self) -> bool:
+        """Ready once the policies compiled and grid data is loaded."""
+        return bool(self.engine.ready) and self.grid.value is not None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- requests ---------------------------------------------------------
+
+    def handle(self, body: bytes) -> tuple[int, Mapping[str, Any]]:
+        """HTTP status and JSON body for a POST /mutate."""
+        started = time.perf_counter()
+        try:
+            request = reviews.parse(body)
+        except reviews.BadReview as error:
+            metrics.BAD_REQUESTS.inc()
+            return 400, {"error": str(error)}
+        result = self._decide_within_deadline(request)
+        self._count(request, result)
+        metrics.LATENCY.observe(time.perf_counter() - started)
+        return 200, result.response
+
+    def _decide_within_deadline(self, request: reviews.Request) -> admission.Result:
+        future = self._pool.submit(self._review, request)
+        try:
+            return future.result(timeout=self._deadline_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            log.warning("admitting %s unchanged: no decision within %.0f ms", request.uid, self._deadline_s * 1000)
+            return admission.fail_open(request.uid, "deadline")
+        except Exception as error:  # a bug must admit, never fail the request
+            log.exception("admitting %s unchanged after an internal error", request.uid)
+            return admission.fail_open(request.uid, "internal-error", detail=repr(error))
+
+    def _review(self, request: reviews.Request) -> admission.Result:
+        try:
+            labels = self._namespaces.labels(request.namespace) if request.namespace else {}
+        except Exception as error:
+            log.warning("admitting %s unchanged: namespace %s unreadable: %s", request.uid, request.namespace, error)
+            return admission.fail_open(request.uid, "namespace-unreadable")
+        return admission.review(
+            request, knowledge=self._knowledge(labels), decide=self._evaluate, energy_kwh=self._energy_kwh
+        )
+
+    def _parsed_grid(self, grid: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """The grid's forecasts as series, parsed once per snapshot version."""
+        if grid is None:
+            return None
+        cached = self._grid_series
+        if cached is None or cached[0] is not grid:
+            cached = self._grid_series = (grid, planning.parse_regions(grid["regions"]))
+        return cached[1]
+
+    def _knowledge(self, namespace_labels: Mapping[str, str]) -> admission.Knowledge:
+        grid = self.grid.value
+        config = self.config.value or {}
+        return admission.Knowledge(
+            now=self._clock(),
+            grid=grid,  # type: ignore[arg-type]
+            budgets=self.budgets.value,
+            config=config,
+            namespace_labels=namespace_labels,
+            home_region=_home_region(self.settings, config, grid),
+            own_namespace=self.settings.webhook.own_namespace,
+            exempt_namespaces=frozenset(self.settings.webhook.exempt_namespaces),
+            policy_version=self.engine.version,
+            plan_step_s=self.settings.grid.plan_step_min * 60,
+            horizon_s=self.settings.grid.forecast_horizon_h * 3600,
+            grid_series=self._parsed_grid(grid),
+        )
+
+    def _evaluate(self, policy_input: Mapping[str, Any]) -> Any:
+        try:
+            return self.engine.evaluate(DECISION_PATH, policy_input)
+        except Exception as error:
+            raise admission.DecisionError(f"policy engine: {error}") from error
+
+    def _count(self, request: reviews.Request, result: admission.Result) -> None:
+        if result.fail_open:
+            metrics.FAIL_OPEN.labels(reason=result.fail_open).inc()
+        if request.dry_run:
+            metrics.DRY_RUN.inc()
+            return
+        decision = result.decision
+        if decision is not None:
+            metrics.DECISIONS.labels(
+                action=str(decision.get("action")),
+                tier=str(decision.get("tier") or "none"),
+                mode=str(decision.get("mode") or "enforce"),
+            ).inc()
+
+
+def _load_grid(path: Any) -> Mapping[str, Any]:
+    return snapshot.load_snapshot(path)
+
+
+def _home_region(settings: settings_mod.Settings, config: Mapping[str, Any], grid: Any) -> str:
+    """Settings first, then the platform config, then the first region with data."""
+    if settings.grid.home_region:
+        return settings.grid.home_region
+    configured = config.get("home_region")
+    if isinstance(configured, str) and configured:
+        return configured
+    regions = list((grid or {}).get("regions", {}))
+    return regions[0] if regions else ""
