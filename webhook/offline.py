@@ -17,7 +17,7 @@ from typing import Any
 
 from carbongate import settings as settings_mod
 from planner import snapshot
-from webhook import admission, patches, reviews, state
+from webhook import admission, reviews, state
 
 
 class ReviewError(RuntimeError):

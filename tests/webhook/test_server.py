@@ -1,0 +1,121 @@
+"""The webhook over real HTTPS: gunicorn, TLS, certificates, the real engine and policies.
+
+One server is started the way `make run` starts it (``python -m webhook --dev``,
+the feed replaying the bundled demo traces in the master) and shared by the
+tests of this module.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import webhook_server
+from tests.webhook import builders
+from webhook import reviews
+
+pytestmark = pytest.mark.xdist_group("webhook-server")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webhook_server.RunningWebhook]:
+    with webhook_server.running_webhook(tmp_path_factory.mktemp("webhook")) as running:
+        yield running
+
+
+def tier3_pod_at_high_intensity() -> dict:
+    """A tier-3 pod allowed a day's delay: the demo grid always has a cleaner hour ahead."""
+    return builders.review(builders.pod(labels={"carbongate.io/tier": "3", "carbongate.io/team": "ml"},
+                                        annotations={"carbongate.io/max-delay": "24h",
+                                                     "carbongate.io/expected-duration": "1h"}))
+
+
+def test_readyz_answers_once_policies_and_grid_are_loaded(server: webhook_server.RunningWebhook) -> None:
+    status, body = server.get("/readyz")
+    assert status == 200
+    ready = json.loads(body)
+    assert ready["ready"] is True and ready["grid"] is True and ready["policies"]
+
+
+def test_a_tier1_pod_comes_back_unchanged(server: webhook_server.RunningWebhook) -> None:
+    document = builders.loopback("02_create-pod_api-canary.json")
+    response = server.review(document)["response"]
+    assert response["uid"] == document["request"]["uid"]
+    assert response["allowed"] is True
+    assert "patch" not in response
+
+
+def test_a_tier3_pod_is_decided_with_annotations_and_a_warning(server: webhook_server.RunningWebhook) -> None:
+    review = server.review(tier3_pod_at_high_intensity())
+    response = review["response"]
+    assert response["allowed"] is True
+    ops = reviews.decoded_patch(review)
+    paths = {op["path"] for op in ops}
+    assert any(p.startswith("/metadata/annotations") for p in paths), ops
+    assert response["warnings"] and response["warnings"][0].startswith("carbongate")
+
+
+@pytest.mark.parametrize("body", [b"garbage", b"{}", b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}'])
+def test_garbage_gets_a_400_that_says_why(server: webhook_server.RunningWebhook, body: bytes) -> None:
+    status, payload = server.post("/mutate", body)
+    assert status == 400
+    assert json.loads(payload)["error"]
+
+
+def test_a_body_over_the_limit_is_refused_without_reading_it_all(server: webhook_server.RunningWebhook) -> None:
+    status, payload = server.post("/mutate", b"x" * (3 * 1024 * 1024 + 1))
+    assert status == 413
+
+
+def test_connections_are_kept_alive_across_requests(server: webhook_server.RunningWebhook) -> None:
+    host, port = server.url.removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(host, int(port), context=server.context(), timeout=5)
+    body = json.dumps(builders.review()).encode()
+    sockets = set()
+    for _ in range(5):
+        connection.request("POST", "/mutate", body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 200
+        response.read()
+        sockets.add(id(connection.sock))
+    connection.close()
+    assert len(sockets) == 1
+
+
+def test_tls_below_1_2_is_refused(server: webhook_server.RunningWebhook) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(str(server.ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1
+    context.maximum_version = ssl.TLSVersion.TLSv1_1
+    host, port = server.url.removeprefix("https://").split(":")
+    with pytest.raises(ssl.SSLError), socket.create_connection((host, int(port)), timeout=5) as raw:
+        context.wrap_socket(raw, server_hostname="localhost")
+
+
+def test_metrics_count_decisions_across_workers(server: webhook_server.RunningWebhook) -> None:
+    for _ in range(6):
+        server.review(tier3_pod_at_high_intensity())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        status, body = server.get("/metrics")
+        text = body.decode()
+        if "carbongate_admission_decisions_total{" in text:
+            break
+        time.sleep(0.2)
+    assert status == 200
+    assert "carbongate_admission_decisions_total{" in text
+    assert "carbongate_bad_requests_total" in text
+
+
+def test_the_snapshot_written_by_the_feed_names_its_source(server: webhook_server.RunningWebhook) -> None:
+    snapshot = json.loads(Path(server.directory / "grid.json").read_text())
+    assert set(snapshot["regions"]) >= {"GB", "DE", "NO"}
+    assert all(region["source"].endswith("trace") or "trace" in region["source"]
+               for region in snapshot["regions"].values())
