@@ -1,0 +1,364 @@
+"""The Rego test runner: every ``test_*`` rule of the policies, on the embedded engine.
+
+``opa test`` is a separate binary that may not be on a platform team's machine
+and would test the policies on another engine than the one that decides. This
+runner loads the policy directory exactly as production does (every ``.rego``
+plus every ``data.json``, mapped by directory) into one ``OpaEngine``, finds
+the tests by reading package and rule names, evaluates each one and keeps the
+coverage the engine reports. It also enforces the house rule that every policy
+file has a ``_test.rego`` beside it.
+
+A file that does not parse or compile is reported as a failure naming the file
+and line; it is left out and the engine rebuilt without it, so one broken file
+does not hide the results of every other test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import opa_bindings
+
+TEST_SUFFIX = "_test.rego"
+DATA_FILE = "data.json"
+MAX_REBUILDS = 50
+
+_PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
+# A test rule starts at the first column: `test_x if {`, `test_x := true if`, `test_x {`.
+_TEST_RULE = re.compile(r"^(todo_)?(test_\w+)\b(?!\s*\()", re.MULTILINE)
+# Errors as the engine prints them: `path/file.rego:12: rego_type_error: what`, several
+# per message, each possibly followed by indented detail lines.
+_ERROR_LOCATION = re.compile(r"(?P<file>[^\s:]+\.rego):(?P<line>\d+):\s*(?P<what>rego_\w+:.*?)(?=\s*[^\s:]+\.rego:\d+:|\Z)",
+                             re.DOTALL)
+
+ProblemKind = Literal["parse", "compile", "data", "untested"]
+
+
+class Engine(Protocol):
+    """The slice of ``opa_bindings.OpaEngine`` the runner uses (a fake may stand in)."""
+
+    print_handler: Callable[[str, Any], None] | None
+    last_coverage: Any
+
+    def add_policy(self, path: str, source: str) -> None: ...
+
+    def add_data(self, value: Any, path: str = "") -> None: ...
+
+    def eval_document(self, path: str, input: Any = None, *, coverage: bool = False) -> Any: ...
+
+    def eval_query(self, query: str, input: Any = None) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+EngineFactory = Callable[[], Engine]
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One test rule found in a ``_test`` package."""
+
+    package: str
+    rule: str
+    file: str
+    line: int
+    todo: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"data.{self.package}.{self.rule}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened when one test ran."""
+
+    case: TestCase
+    status: Literal["pass", "fail", "skip"]
+    detail: str = ""
+    duration_s: float = 0.0
+    prints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with the policy directory itself, counted as a failure."""
+
+    kind: ProblemKind
+    file: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.kind}: {self.message}"
+
+
+@dataclass(frozen=True)
+class FileCoverage:
+    """Lines of one file that some test evaluated, and lines none did."""
+
+    file: str
+    covered: frozenset[int]
+    not_covered: frozenset[int]
+
+    @property
+    def percent(self) -> float:
+        total = len(self.covered) + len(self.not_covered)
+        return 100.0 if total == 0 else 100.0 * len(self.covered) / total
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """The result of a run: outcomes, directory problems and (optionally) coverage."""
+
+    outcomes: tuple[Outcome, ...]
+    problems: tuple[Problem, ...]
+    coverage: Mapping[str, FileCoverage] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for o in self.outcomes if o.status == "pass")
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for o in self.outcomes if o.status == "fail") + len(self.problems)
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for o in self.outcomes if o.status == "skip")
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.passed > 0
+
+    def policy_coverage(self) -> dict[str, FileCoverage]:
+        """Coverage of the policy files only: a test file covering itself says nothing."""
+        return {name: cov for name, cov in sorted(self.coverage.items()) if not name.endswith(TEST_SUFFIX)}
+
+    def total_coverage(self) -> float:
+        """Covered share of all policy lines, as the engine counts lines."""
+        files = self.policy_coverage().values()
+        covered = sum(len(c.covered) for c in files)
+        total = covered + sum(len(c.not_covered) for c in files)
+        return 100.0 if total == 0 else 100.0 * covered / total
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """One ``.rego`` file as the engine sees it: its path relative to the policy dir."""
+
+    name: str
+    text: str
+
+
+def run(
+    policy_dir: Path,
+    *,
+    coverage: bool = False,
+    engine_factory: EngineFactory | None = None,
+    select: Callable[[TestCase], bool] | None = None,
+) -> TestRun:
+    """Run every Rego test under ``policy_dir`` on a fresh embedded engine."""
+    factory: EngineFactory = engine_factory or _default_engine
+    sources, problems = read_policies(policy_dir)
+    data, data_problems = read_data(policy_dir)
+    problems += data_problems
+    problems += untested_policies(sources)
+    engine, loaded, load_problems = load_engine(sources, data, engine_factory=factory)
+    problems += load_problems
+    reports: list[Any] = []
+    try:
+        cases = [c for c in discover(sources) if select is None or select(c)]
+        outcomes = [
+            _run_case(engine, c, coverage=coverage, reports=reports) if c.file in loaded else _not_loaded(c)
+            for c in cases
+        ]
+    finally:
+        engine.close()
+    merged = _merge_coverage(reports) if coverage else {}
+    return TestRun(outcomes=tuple(outcomes), problems=tuple(problems), coverage=merged)
+
+
+def read_policies(policy_dir: Path) -> tuple[list[PolicySource], list[Problem]]:
+    """Every ``.rego`` file under the directory, named relative to it, in a stable order."""
+    sources: list[PolicySource] = []
+    problems: list[Problem] = []
+    for path in sorted(policy_dir.rglob("*.rego")):
+        name = path.relative_to(policy_dir).as_posix()
+        try:
+            sources.append(PolicySource(name=name, text=path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(Problem(kind="parse", file=name, message=f"cannot read: {error}"))
+    return sources, problems
+
+
+def read_data(policy_dir: Path) -> tuple[dict[str, Any], list[Problem]]:
+    """Every ``data.json``, keyed by its directory as a dotted path (``carbongate.config``)."""
+    documents: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for path in sorted(policy_dir.rglob(DATA_FILE)):
+        name = path.relative_to(policy_dir).as_posix()
+        try:
+            documents[".".join(path.parent.relative_to(policy_dir).parts)] = json.loads(
+                path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            problems.append(Problem(kind="data", file=name, message=f"not valid JSON: {error}"))
+    return documents, problems
+
+
+def untested_policies(sources: Iterable[PolicySource]) -> list[Problem]:
+    """Policy files with no ``<name>_test.rego`` beside them."""
+    names = {s.name for s in sources}
+    return [
+        Problem(kind="untested", file=name, message=f"no {Path(name).stem}{TEST_SUFFIX} beside it")
+        for name in sorted(names)
+        if not name.endswith(TEST_SUFFIX) and name[: -len(".rego")] + TEST_SUFFIX not in names
+    ]
+
+
+def discover(sources: Iterable[PolicySource]) -> list[TestCase]:
+    """Test rules (``test_*``, ``todo_test_*``) of packages whose name ends in ``_test``."""
+    cases: list[TestCase] = []
+    for source in sources:
+        package = _PACKAGE.search(source.text)
+        if package is None or not package.group(1).endswith("_test"):
+            continue
+        seen: set[str] = set()
+        for match in _TEST_RULE.finditer(source.text):
+            rule = (match.group(1) or "") + match.group(2)
+            if rule in seen:  # a test written as several rule bodies is one test
+                continue
+            seen.add(rule)
+            line = source.text.count("\n", 0, match.start()) + 1
+            cases.append(TestCase(package=package.group(1), rule=rule, file=source.name,
+                                  line=line, todo=bool(match.group(1))))
+    return cases
+
+
+def load_engine(
+    sources: list[PolicySource],
+    data: Mapping[str, Any],
+    *,
+    engine_factory: EngineFactory,
+) -> tuple[Engine, set[str], list[Problem]]:
+    """An engine holding every source that parses and compiles, and what was left out.
+
+    Parse errors surface when a module is added, compile errors on the first
+    evaluation; either way the faulty files are dropped and a fresh engine is
+    built (the engine cannot remove a module), until what is left compiles.
+    """
+    excluded: set[str] = set()
+    problems: list[Problem] = []
+    for _ in range(MAX_REBUILDS):
+        engine = engine_factory()
+        kept = [s for s in sources if s.name not in excluded]
+        found = _add_all(engine, kept, data) or _compile_problems(engine)
+        if not found:
+            return engine, {s.name for s in kept}, problems
+        engine.close()
+        problems += found
+        excluded |= _files_to_drop(found, kept)
+    raise RuntimeError(f"policies still do not compile after dropping {len(excluded)} files")
+
+
+def _add_all(engine: Engine, sources: list[PolicySource], data: Mapping[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    for path, value in data.items():
+        try:
+            engine.add_data(value, path)
+        except opa_bindings.OpaError as error:
+            problems.append(Problem(kind="data", file=path.replace(".", "/") + "/" + DATA_FILE,
+                                    message=error.message))
+    for source in sources:
+        try:
+            engine.add_policy(source.name, source.text)
+        except opa_bindings.OpaError as error:
+            problems += errors_from_message(error.message, kind="parse", fallback_file=source.name)
+    return problems
+
+
+def _compile_problems(engine: Engine) -> list[Problem]:
+    """Compile everything added so far by evaluating a trivial query."""
+    try:
+        engine.eval_query("true")
+    except opa_bindings.OpaError as error:
+        return errors_from_message(error.message, kind="compile", fallback_file="")
+    return []
+
+
+def _files_to_drop(problems: list[Problem], kept: list[PolicySource]) -> set[str]:
+    names = {s.name for s in kept}
+    named = {p.file for p in problems if p.file in names}
+    # Data conflicts and errors without a location: drop nothing we could name,
+    # so stop by dropping everything (each test then reports "not loaded").
+    return named if named else names
+
+
+def errors_from_message(message: str, *, kind: ProblemKind, fallback_file: str) -> list[Problem]:
+    """One problem per ``file:line: what`` in an engine error, else one for the whole message."""
+    found = [
+        Problem(kind=kind, file=m.group("file"), line=int(m.group("line")),
+                message=" ".join(m.group("what").split()))
+        for m in _ERROR_LOCATION.finditer(message)
+    ]
+    return found or [Problem(kind=kind, file=fallback_file, message=message.strip())]
+
+
+def _run_case(engine: Engine, case: TestCase, *, coverage: bool, reports: list[Any]) -> Outcome:
+    if case.todo:
+        return Outcome(case=case, status="skip", detail="todo")
+    prints: list[str] = []
+    engine.print_handler = lambda message, _location: prints.append(str(message))
+    started = time.perf_counter()
+    try:
+        value = engine.eval_document(case.name[len("data."):], None, coverage=coverage)
+    except opa_bindings.OpaUndefinedError:
+        status, detail = "fail", "undefined: a condition of the test did not hold"
+    except opa_bindings.OpaError as error:
+        status, detail = "fail", f"error: {error.message}"
+    else:
+        status, detail = ("pass", "") if value is True else ("fail", f"returned {json.dumps(value)}")
+    elapsed = time.perf_counter() - started
+    if coverage and engine.last_coverage:
+        reports.append(engine.last_coverage)
+    return Outcome(case=case, status=status, detail=detail, duration_s=elapsed,  # type: ignore[arg-type]
+                   prints=tuple(prints))
+
+
+def _not_loaded(case: TestCase) -> Outcome:
+    return Outcome(case=case, status="fail", detail=f"not run: {case.file} does not compile")
+
+
+def _merge_coverage(reports: Iterable[Any]) -> dict[str, FileCoverage]:
+    """Union of the per-test reports: a line is covered when any test covered it."""
+    covered: dict[str, set[int]] = {}
+    seen: dict[str, set[int]] = {}
+    for report in reports:
+        for name, entry in (report.get("files") or {}).items():
+            covered.setdefault(name, set()).update(_rows(entry.get("covered")))
+            seen.setdefault(name, set()).update(_rows(entry.get("not_covered")))
+    return {
+        name: FileCoverage(file=name, covered=frozenset(covered[name]),
+                           not_covered=frozenset(seen[name] - covered[name]))
+        for name in covered
+    }
+
+
+def _rows(ranges: Any) -> set[int]:
+    rows: set[int] = set()
+    for item in ranges or []:
+        start, end = item["start"]["row"], item["end"]["row"]
+        rows.update(range(int(start), int(end) + 1))
+    return rows
+
+
+def _default_engine() -> Engine:
+    engine: Engine = opa_bindings.OpaEngine()
+    return engine
