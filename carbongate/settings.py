@@ -50,6 +50,11 @@ class EngineSettings:
     # Name of the environment variable holding the OPA bearer token, if any.
     opa_token_env: str = "CARBONGATE_OPA_TOKEN"
     opa_timeout_s: float = 0.5
+    # How long start-up waits for the OPA server's GET /health before failing.
+    opa_startup_wait_s: float = 10.0
+    # Identical embedded engines per policy/data version, so that threads of
+    # one worker evaluate in parallel (docs/engines.md has the measurement).
+    embedded_pool_size: int = 2
 
 
 @dataclass(frozen=True)
