@@ -140,6 +140,12 @@ class GovernanceSettings:
     budgets_snapshot_path: Path = Path(".state/budgets.json")
     energy_model_file: Path | None = None
     bind: str = "127.0.0.1:9104"
+    # kubeconfig for the pod watch; empty: the in-cluster service account.
+    kubeconfig: Path | None = None
+    # How often budgets are recomputed and published (also after each recorded run).
+    publish_interval_s: float = 30.0
+    # A pod watch is re-established after this long (the server may end it sooner).
+    watch_timeout_s: int = 300
 
 
 @dataclass(frozen=True)
