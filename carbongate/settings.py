@@ -124,7 +124,29 @@ class DeferralSettings:
     namespace: str = "carbongate"
     lease_name: str = "carbongate-deferral"
     lease_duration_s: int = 15
+    # How often the leader renews (and a standby retries) the Lease.
+    lease_renew_s: float = 2.0
+    # This replica's Lease holderIdentity; empty: hostname and process id.
+    identity: str = ""
+    # Full relist of pods and jobs this often (repairs any missed watch event).
     resync_s: int = 60
+    # Each watch request asks the API server to end the stream after this long.
+    watch_timeout_s: int = 300
+    watch_backoff_initial_s: float = 0.5
+    watch_backoff_max_s: float = 30.0
+    # Waiting workloads are re-decided this often (intensity may fall under the threshold).
+    recheck_s: int = 300
+    # The deadline path fires this long before release_by; more than the lease
+    # duration, so a leader change cannot make a release late.
+    deadline_lead_s: int = 30
+    # Expected duration assumed when the annotation is missing (config default_duration_s).
+    default_expected_duration_s: int = 3600
+    # A failed release (API error) is retried after this long.
+    retry_s: float = 5.0
+    # Kubernetes API: empty means in-cluster, else the kubeconfig below (or ~/.kube/config).
+    api_url: str = ""
+    kubeconfig: Path | None = None
+    request_timeout_s: float = 10.0
     bind: str = "127.0.0.1:9103"
 
 
