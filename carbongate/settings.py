@@ -115,6 +115,12 @@ class FeedSettings:
     publish_to: Literal["embedded", "opa", "file"] = "file"
     bind: str = "127.0.0.1:9102"
     request_timeout_s: float = 10.0
+    # A failing provider is retried after ttl_s x 2^(failures-1) plus jitter, at most this.
+    backoff_max_s: float = 1800.0
+    # A reading observed further than this in the future is rejected (clock skew).
+    max_clock_skew_s: float = 300.0
+    # How often the refresh loop wakes; providers are still polled at most once per ttl_s.
+    tick_s: float = 30.0
 
 
 @dataclass(frozen=True)
