@@ -42,7 +42,8 @@ uid / creationTimestamp / resourceVersion / generation, no garbage
 collection, no authentication. Tests drive failure with knobs: ``fail_next``
 (answer the next N requests with 500), ``latency_s``, ``drop_watches_after``
 (close each watch after N events), ``compact`` (forget history so old
-resource versions are Gone) and ``mutate`` (another writer changes an object).
+resource versions are Gone), ``mutate`` (another writer changes an object) and
+``on_request`` (run such a change just before a given request is served).
 Every request is recorded in ``requests`` for assertions.
 """
 
@@ -176,6 +177,8 @@ class FakeKubeApi:
         self.latency_s = 0.0
         self.drop_watches_after: int | None = None
         self.bookmark_interval_s: float | None = None
+        # Called with each request before it is served: a test's "concurrent writer".
+        self.on_request: Callable[[RecordedRequest], None] | None = None
         self._fail_next = 0
         self._fail_code = 500
 
@@ -364,7 +367,9 @@ class FakeKubeApi:
             merged["status"] = new.get("status", {})
             new = merged
         else:
-            new["status"] = copy.deepcopy(current.get("status", {}))
+            new.pop("status", None)
+            if "status" in current:  # the main resource never writes status
+                new["status"] = copy.deepcopy(current["status"])
             for field in ("uid", "creationTimestamp", "namespace", "generation"):
                 if field in meta:
                     new_meta[field] = meta[field]
@@ -715,7 +720,10 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(urllib.parse.parse_qsl(url.query))
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
         body = self._body()
-        api.record(RecordedRequest(method, url.path, query, content_type, body))
+        request = RecordedRequest(method, url.path, query, content_type, body)
+        api.record(request)
+        if api.on_request is not None:
+            api.on_request(request)
         if api.latency_s:
             time.sleep(api.latency_s)
         try:

@@ -1,0 +1,198 @@
+"""Whether a deferred workload goes now: the deadline first, then the policy.
+
+The order is the guarantee. ``release_by`` (deadline - expected duration,
+less a small lead for the API round trip) is checked here, in Python, before
+anything else and with nothing else: no policy engine, no grid data. Only
+when the deadline is not yet near does the release policy
+(``data.carbongate.release.decision``) decide on the plan. When the engine
+fails, answers nothing, or answers something malformed, the controller falls
+back on the two rules that need no judgement: break-glass and the planned
+window. Every fallback is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypedDict, cast, get_args
+
+from deferral import metrics as metrics_mod
+from deferral import workloads
+from policy_engine import engine as engine_mod
+
+log = logging.getLogger(__name__)
+
+RELEASE_PATH = "carbongate/release/decision"
+NS_PER_S = 1_000_000_000
+
+Reason = Literal["window-open", "clean-now", "deadline", "break-glass", "waiting"]
+Source = Literal["deadline", "policy", "fallback"]
+
+
+class WorkloadInput(TypedDict):
+    kind: str
+    namespace: str
+    name: str
+    tier: str | None
+    annotations: dict[str, str]
+    not_before: str | None
+    not_before_ns: int | None
+    deadline: str | None
+    deadline_ns: int | None
+    expected_duration_s: int
+    release_by_ns: int
+
+
+class ReleaseInput(TypedDict):
+    now: str
+    now_ns: int
+    workload: WorkloadInput
+    plan: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class NodeAffinity:
+    key: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one workload now."""
+
+    release: bool
+    reason: Reason
+    source: Source
+    message: str
+    region: str | None = None
+    g_per_kwh: float | None = None
+    not_before: datetime | None = None  # a re-plan's new window
+    node_affinity: NodeAffinity | None = None
+
+
+def deadline_due(deferred: workloads.Deferred, *, lead_s: float) -> datetime:
+    """When the deadline path releases: release_by less the lead for the API call."""
+    return deferred.release_by - timedelta(seconds=lead_s)
+
+
+def decide(
+    deferred: workloads.Deferred,
+    *,
+    now: datetime,
+    plan: Callable[[], Mapping[str, Any]],
+    engine: engine_mod.PolicyEngine | None,
+    metrics: metrics_mod.Metrics,
+    lead_s: float,
+) -> Decision:
+    """The decision for ``deferred`` at ``now``; ``plan`` is only called when needed."""
+    if now >= deadline_due(deferred, lead_s=lead_s):
+        return Decision(True, "deadline", "deadline",
+                        f"released: release_by {workloads.format_time(deferred.release_by)} "
+                        f"(deadline {_text(deferred.deadline)} - expected duration "
+                        f"{deferred.expected_duration_s}s)")
+    if engine is None:
+        return fallback(deferred, now=now)
+    try:
+        answer = engine.evaluate(RELEASE_PATH, release_input(deferred, now=now, plan=plan()))
+    except Exception as error:  # noqa: BLE001 - fail-open boundary: any engine failure falls back
+        metrics.policy_failures.labels(kind="error").inc()
+        log.warning("release policy failed for %s: %s", deferred.key, error)
+        return fallback(deferred, now=now)
+    if answer is None:
+        metrics.policy_failures.labels(kind="undefined").inc()
+        return fallback(deferred, now=now)
+    parsed = parse_decision(answer)
+    if parsed is None:
+        metrics.policy_failures.labels(kind="malformed").inc()
+        log.warning("release policy answered %r for %s", answer, deferred.key)
+        return fallback(deferred, now=now)
+    return parsed
+
+
+def fallback(deferred: workloads.Deferred, *, now: datetime) -> Decision:
+    """Without a policy: break-glass and the planned window release; nothing else does."""
+    if deferred.break_glass:
+        return Decision(True, "break-glass", "fallback",
+                        f"released: {workloads.RELEASE_NOW} was set")
+    if deferred.not_before is not None and now >= deferred.not_before:
+        return Decision(True, "window-open", "fallback", "released: the planned window opened")
+    return Decision(False, "waiting", "fallback",
+                    f"waiting until {_text(deferred.not_before)} "
+                    f"(release by {workloads.format_time(deferred.release_by)})")
+
+
+def release_input(deferred: workloads.Deferred, *, now: datetime,
+                  plan: Mapping[str, Any]) -> ReleaseInput:
+    """``input`` of ``data.carbongate.release.decision`` (docs/architecture.md, Release)."""
+    return {
+        "now": workloads.format_time(now),
+        "now_ns": _ns(now),
+        "workload": {
+            "kind": deferred.key.kind,
+            "namespace": deferred.key.namespace,
+            "name": deferred.key.name,
+            "tier": deferred.tier,
+            "annotations": dict(deferred.annotations),
+            "not_before": _opt_text(deferred.not_before),
+            "not_before_ns": _opt_ns(deferred.not_before),
+            "deadline": _opt_text(deferred.deadline),
+            "deadline_ns": _opt_ns(deferred.deadline),
+            "expected_duration_s": deferred.expected_duration_s,
+            "release_by_ns": _ns(deferred.release_by),
+        },
+        "plan": plan,
+    }
+
+
+def parse_decision(answer: Any) -> Decision | None:
+    """The policy's answer as a ``Decision``; None when it does not fit the contract."""
+    if not isinstance(answer, Mapping):
+        return None
+    release, reason = answer.get("release"), answer.get("reason")
+    if not isinstance(release, bool) or reason not in get_args(Reason):
+        return None
+    if release != (reason != "waiting"):
+        return None
+    try:
+        not_before = (workloads.parse_time(answer["not_before"])
+                      if answer.get("not_before") else None)
+    except (TypeError, ValueError):
+        return None
+    g = answer.get("g_per_kwh")
+    return Decision(
+        release=release, reason=cast(Reason, reason), source="policy",
+        message=str(answer.get("message") or reason),
+        region=answer.get("region") if isinstance(answer.get("region"), str) else None,
+        g_per_kwh=float(g) if isinstance(g, int | float) and not isinstance(g, bool) else None,
+        not_before=not_before,
+        node_affinity=_affinity(answer.get("node_affinity")),
+    )
+
+
+def _affinity(value: Any) -> NodeAffinity | None:
+    if not isinstance(value, Mapping):
+        return None
+    key, values = value.get("key"), value.get("values")
+    if not isinstance(key, str) or not isinstance(values, list) or not values:
+        return None
+    if not all(isinstance(v, str) for v in values):
+        return None
+    return NodeAffinity(key=key, values=tuple(values))
+
+
+def _ns(value: datetime) -> int:
+    return int(value.timestamp()) * NS_PER_S + value.microsecond * 1000
+
+
+def _opt_ns(value: datetime | None) -> int | None:
+    return None if value is None else _ns(value)
+
+
+def _opt_text(value: datetime | None) -> str | None:
+    return None if value is None else workloads.format_time(value)
+
+
+def _text(value: datetime | None) -> str:
+    return "unknown" if value is None else workloads.format_time(value)

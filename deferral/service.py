@@ -1,0 +1,149 @@
+"""Assemble and run the controller from the settings: ``python -m deferral``.
+
+Everything is built here, at start, from one ``Settings`` object: the API
+client, the policy engine, the grid view, the Lease elector, the watchers
+and the metrics endpoint. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+import prometheus_client
+
+from carbongate import settings as settings_mod
+from deferral import clock as clock_mod
+from deferral import controller, events, grid, kube, leader, watch
+from deferral import metrics as metrics_mod
+from policy_engine import engine as engine_mod
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = Path("carbongate") / "config" / "data.json"
+
+
+@dataclass
+class Running:
+    """A started controller and the threads serving it."""
+
+    controller: controller.Controller
+    watchers: list[watch.Watcher]
+    thread: threading.Thread
+    stop_event: threading.Event
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self.stop_event.set()
+        self.controller.wake()
+        for watcher in self.watchers:
+            watcher.stop(timeout_s)
+        self.thread.join(timeout_s)
+
+
+def start(
+    settings: settings_mod.Settings,
+    *,
+    api_client: kubernetes.client.ApiClient,
+    engine: engine_mod.PolicyEngine | None,
+    clock: clock_mod.Clock,
+    metrics: metrics_mod.Metrics,
+    identity: str | None = None,
+) -> Running:
+    """Build the controller and start its reconciler and watch threads."""
+    section = settings.deferral
+    gateway = kube.Gateway(api_client=api_client, request_timeout_s=section.request_timeout_s)
+    name = identity or section.identity or f"{socket.gethostname()}-{os.getpid()}"
+    elector = leader.Elector(
+        api=gateway.lease_api(), clock=clock,
+        config=leader.LeaseConfig(namespace=section.namespace, name=section.lease_name,
+                                  identity=name, lease_duration_s=section.lease_duration_s,
+                                  renew_interval_s=section.lease_renew_s))
+    reconciler = controller.Controller(
+        gateway=gateway, engine=engine, clock=clock, elector=elector, metrics=metrics,
+        grid_view=grid_view(settings, metrics=metrics),
+        recorder=events.Recorder(gateway=gateway, instance=name),
+        config=controller_config(section))
+    stop = threading.Event()
+    thread = threading.Thread(target=reconciler.run, args=(stop,), name="reconciler",
+                              daemon=True)
+    watchers = [watch.Watcher(kind=kind, gateway=gateway, sink=reconciler, metrics=metrics,
+                              config=watch_config(section)) for kind in ("Pod", "Job")]
+    thread.start()
+    for watcher in watchers:
+        watcher.start()
+    return Running(controller=reconciler, watchers=watchers, thread=thread, stop_event=stop)
+
+
+def controller_config(section: settings_mod.DeferralSettings) -> controller.ControllerConfig:
+    return controller.ControllerConfig(
+        default_duration_s=section.default_expected_duration_s,
+        lead_s=float(section.deadline_lead_s), recheck_s=float(section.recheck_s),
+        retry_s=section.retry_s)
+
+
+def watch_config(section: settings_mod.DeferralSettings) -> watch.WatchConfig:
+    return watch.WatchConfig(timeout_s=section.watch_timeout_s, resync_s=float(section.resync_s),
+                             backoff_initial_s=section.watch_backoff_initial_s,
+                             backoff_max_s=section.watch_backoff_max_s)
+
+
+def grid_view(settings: settings_mod.Settings, *, metrics: metrics_mod.Metrics) -> grid.GridView:
+    """The snapshot reader with the planning knobs of settings and platform config."""
+    config = platform_config(settings.engine.policy_dir)
+    home = settings.grid.home_region or str(config.get("home_region") or "")
+    defaults = grid.PlanningDefaults(
+        home_region=home, step_s=settings.grid.plan_step_min * 60,
+        horizon_s=settings.grid.forecast_horizon_h * 3600,
+        network_kwh_per_gb=float(config.get("network_kwh_per_gb") or 0.0))
+    return grid.GridView(path=settings.grid.snapshot_path, defaults=defaults, metrics=metrics)
+
+
+def platform_config(policy_dir: Path) -> Mapping[str, Any]:
+    """``data.carbongate.config`` as shipped with the policies; empty when unreadable."""
+    try:
+        document = json.loads((policy_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        log.warning("platform config not read (%s): planning with defaults", error)
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def serve_forever(settings: settings_mod.Settings) -> int:
+    """``python -m deferral`` / ``carbongate release``: run until SIGTERM or SIGINT."""
+    from policy_engine import factory
+
+    metrics = metrics_mod.Metrics()
+    host, _, port = settings.deferral.bind.rpartition(":")
+    prometheus_client.start_http_server(int(port), addr=host or "127.0.0.1",
+                                        registry=metrics.registry)
+    engine: engine_mod.PolicyEngine | None
+    try:
+        engine = factory.build(settings.engine, watch=True)
+    except Exception as error:  # noqa: BLE001 - the deadline path needs no engine: run without
+        log.error("policy engine unavailable (%s): releasing on deadlines and windows only",
+                  error)
+        metrics.policy_failures.labels(kind="startup").inc()
+        engine = None
+    api_client = kube.build_api_client(
+        api_url=settings.deferral.api_url,
+        kubeconfig=str(settings.deferral.kubeconfig) if settings.deferral.kubeconfig else None)
+    running = start(settings, api_client=api_client, engine=engine,
+                    clock=clock_mod.SystemClock(), metrics=metrics)
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    log.info("deferral controller running; metrics on http://%s/metrics", settings.deferral.bind)
+    done.wait()
+    running.stop()
+    if engine is not None:
+        engine.close()
+    return 0
