@@ -1,0 +1,1 @@
+"""Certificate tests: real certificates checked with real TLS handshakes."""
