@@ -1,0 +1,357 @@
+"""Recorded grid traces replayed as a provider, and the trace snapshot for offline use.
+
+Two CSV layouts are read:
+
+* the Electricity Maps data-portal export (``Datetime (UTC)``, ``Zone Id``,
+  ``Carbon Intensity gCO₂eq/kWh (LCA)`` and ``(direct)``, ...), the layout of
+  ``examples/grid/*.csv``; the life-cycle column by default;
+* a plain ``time,region,g_per_kwh``.
+
+A trace is replayed against a clock. With ``wall`` the current instant is
+mapped onto the same time of year in the trace (the bundled traces are all
+of 2023), so the demo's "now" has the daily and weekly rhythm of the real
+grid; with an RFC 3339 instant the replay starts there and advances with the
+clock. The "forecast" is the trace itself over the horizon: a perfect
+forecast, which is what a replay of recorded data can honestly offer.
+Published times are real times (the trace shifted), so the snapshot looks
+exactly like one from a live provider.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import functools
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from carbon_feed import config, document, errors, model, source
+from planner import series
+from planner import snapshot as contract
+
+log = logging.getLogger(__name__)
+
+SOURCE: Final = "trace"
+Column = Literal["lca", "direct"]
+EM_TIME, EM_ZONE = "datetime (utc)", "zone id"
+EM_COLUMNS: Final[Mapping[str, str]] = {
+    "lca": "carbon intensity gco2eq/kwh (lca)",
+    "direct": "carbon intensity gco2eq/kwh (direct)",
+}
+PLAIN = ("time", "region", "g_per_kwh")
+DEFAULT_STEP_S: Final = 3600
+
+
+class TraceError(errors.ConfigError, ValueError):
+    """A trace file that cannot be replayed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One region's recorded series from one file."""
+
+    region: str
+    series: series.Series
+    emission_factor: model.EmissionFactor | None
+    path: Path
+
+
+# --- reading files ---------------------------------------------------------------------------
+
+
+def load(path: Path, *, column: Column = "lca") -> tuple[Trace, ...]:
+    """Every region in a trace file (cached while the file is unchanged)."""
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise TraceError(f"cannot read trace {path}: {error.strerror}") from error
+    return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size, column)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_cached(path: str, _mtime_ns: int, _size: int, column: Column) -> tuple[Trace, ...]:
+    file = Path(path)
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise TraceError(f"{file}: empty file")
+            rows = _rows(file, header, reader, column)
+    except OSError as error:
+        raise TraceError(f"cannot read trace {file}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise TraceError(f"{file}: not UTF-8 text: {error.reason}") from error
+    if not rows:
+        raise TraceError(f"{file}: no readings")
+    factor: model.EmissionFactor | None = None
+    if _is_portal(header):
+        factor = "lifecycle" if column == "lca" else "direct"
+    return tuple(
+        Trace(region=region, series=_series(file, region, points), emission_factor=factor, path=file)
+        for region, points in rows.items()
+    )
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("₂", "2")
+
+
+def _is_portal(header: Sequence[str]) -> bool:
+    return EM_TIME in [_norm(h) for h in header]
+
+
+def _rows(file: Path, header: Sequence[str], reader: Iterable[list[str]],
+          column: Column) -> dict[str, list[tuple[datetime, float]]]:
+    names = [_norm(h) for h in header]
+    if EM_TIME in names:
+        wanted = (EM_TIME, EM_ZONE, EM_COLUMNS[column])
+    elif all(name in names for name in PLAIN):
+        wanted = PLAIN
+    else:
+        raise TraceError(f"{file}: header {list(header)[:5]} is neither the Electricity Maps "
+                         f"data-portal layout nor 'time,region,g_per_kwh'")
+    missing = [w for w in wanted if w not in names]
+    if missing:
+        raise TraceError(f"{file}: no column {missing[0]!r}")
+    at, zone, value = (names.index(w) for w in wanted)
+    rows: dict[str, list[tuple[datetime, float]]] = {}
+    skipped = 0
+    for line, row in enumerate(reader, start=2):
+        if not row or not row[value].strip():
+            skipped += 1
+            continue
+        rows.setdefault(row[zone].strip(), []).append(_row(file, line, row[at], row[value]))
+    if skipped:
+        log.info("%s: skipped %d rows without a value", file, skipped)
+    return rows
+
+
+def _row(file: Path, line: int, when: str, value: str) -> tuple[datetime, float]:
+    try:
+        moment = datetime.fromisoformat(when.strip())
+        number = float(value)
+    except ValueError as error:
+        raise TraceError(f"{file}:{line}: {error}") from error
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        model.check_g_per_kwh(number, source=str(file), region=f"line {line}")
+    except errors.UnitError as error:
+        raise TraceError(f"{file}:{line}: {error}") from error
+    return moment, number
+
+
+def _series(file: Path, region: str, rows: list[tuple[datetime, float]]) -> series.Series:
+    by_time = dict(sorted(rows))  # a repeated time keeps its last value
+    if len(by_time) < len(rows):
+        log.warning("%s: %s has %d repeated times; kept the last of each", file, region,
+                    len(rows) - len(by_time))
+    starts = list(by_time)
+    step = source.step_of(starts, default_s=DEFAULT_STEP_S)
+    return series.Series(points=tuple(series.Point(t, v) for t, v in by_time.items()), step_s=step)
+
+
+# --- replay in time --------------------------------------------------------------------------
+
+
+class ReplayMap:
+    """Maps real instants onto a trace's own time axis, wrapping around its end."""
+
+    def __init__(self, trace: series.Series, *, clock: str, anchor: datetime) -> None:
+        if trace.start is None or trace.end is None:
+            raise TraceError("an empty trace cannot be replayed")
+        self.start, self.end = trace.start, trace.end
+        self.span = self.end - self.start
+        self._offset: timedelta | None = None
+        if clock != "wall":
+            try:
+                begin = contract.parse_time(clock)
+            except ValueError as error:
+                raise TraceError(f"trace clock {clock!r} is neither 'wall' nor an RFC 3339 time") from error
+            step = timedelta(seconds=trace.step_s)
+            self._offset = round((anchor - begin) / step) * step  # keeps hours on hours
+
+    def to_trace(self, now: datetime) -> datetime:
+        """The trace instant replayed at real instant ``now``."""
+        if self._offset is not None:
+            return self._wrap(now - self._offset)
+        if self.start <= now < self.end:
+            return now
+        for year in range(self.start.year, self.end.year + 1):
+            moved = _same_time_in(now, year)
+            if self.start <= moved < self.end:
+                return moved
+        return self._wrap(now)
+
+    def _wrap(self, moment: datetime) -> datetime:
+        return self.start + (moment - self.start) % self.span
+
+
+def _same_time_in(moment: datetime, year: int) -> datetime:
+    try:
+        return moment.replace(year=year)
+    except ValueError:  # 29 February in a year without one
+        return moment.replace(year=year, day=28)
+
+
+def window_points(trace: series.Series, start: datetime, end: datetime) -> list[series.Point]:
+    """Points holding at some instant of ``[start, end)``, wrapping around the trace's end."""
+    if trace.start is None or trace.end is None or end <= start:
+        return []
+    span = trace.end - trace.start
+    bounds = trace.index.bounds
+    found: list[series.Point] = []
+    first_cycle = math.floor((start - trace.start) / span)
+    last_cycle = math.floor((end - trace.start) / span)
+    for cycle in range(first_cycle, last_cycle + 1):
+        shift = span * cycle
+        lo = max(start - shift, trace.start).timestamp()
+        hi = min(end - shift, trace.end).timestamp()
+        if hi <= lo:
+            continue
+        i = max(bisect.bisect_right(bounds, lo) - 1, 0)
+        j = bisect.bisect_left(bounds, hi)
+        found.extend(series.Point(p.start + shift, p.g_per_kwh) for p in trace.points[i:j])
+    return found
+
+
+# --- the provider ----------------------------------------------------------------------------
+
+
+class TraceSource:
+    """An :class:`carbon_feed.source.IntensitySource` replaying recorded traces."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        traces: Sequence[Trace],
+        zones: Mapping[str, str] | None = None,
+        clock: str = "wall",
+        anchor: datetime,
+        horizon_h: int = 48,
+        history_h: int = 24,
+    ) -> None:
+        self._name = name
+        self._traces: dict[str, Trace] = {}
+        for trace in traces:
+            if trace.region in self._traces:
+                raise TraceError(f"region {trace.region} is in both {self._traces[trace.region].path} "
+                                 f"and {trace.path}")
+            self._traces[trace.region] = trace
+        self._zones = dict(zones) if zones is not None else {r: r for r in self._traces}
+        for region, zone in self._zones.items():
+            if zone not in self._traces:
+                raise TraceError(f"provider {name!r}: region {region!r} wants zone {zone!r}, "
+                                 f"which no trace file has (have: {', '.join(self._traces)})")
+        self._maps = {zone: ReplayMap(self._traces[zone].series, clock=clock, anchor=anchor)
+                      for zone in set(self._zones.values())}
+        self._horizon = timedelta(hours=horizon_h)
+        self._history = timedelta(hours=history_h)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def regions(self) -> frozenset[str]:
+        return frozenset(self._zones)
+
+    def ordered_regions(self) -> list[str]:
+        """Regions in the order their files were given (the first is the demo's home)."""
+        return list(self._zones)
+
+    def fetch(self, region: str, *, now: datetime) -> model.Reading:
+        zone = self._zones.get(region)
+        if zone is None:
+            raise errors.NoData(f"{self._name}: no trace for region {region!r}")
+        trace = self._traces[zone]
+        replayed = self._maps[zone].to_trace(now)
+        offset = now - replayed
+        points = [series.Point(p.start + offset, p.g_per_kwh)
+                  for p in window_points(trace.series, replayed - self._history, replayed + self._horizon)]
+        current = [p for p in points if p.start <= now]
+        if not current:
+            raise errors.NoData(f"{self._name}: trace for {zone} has nothing at {now}")
+        return model.Reading(
+            region=region, signal="average", source=SOURCE, observed_at=current[-1].start,
+            fetched_at=now, g_per_kwh=current[-1].g_per_kwh, emission_factor=trace.emission_factor,
+            forecast=tuple(points), forecast_step_s=trace.series.step_s,
+        )
+
+
+def from_files(
+    paths: Iterable[Path],
+    *,
+    name: str = SOURCE,
+    column: Column = "lca",
+    clock: str = "wall",
+    anchor: datetime,
+    zones: Mapping[str, str] | None = None,
+    horizon_h: int = 48,
+    history_h: int = 24,
+) -> TraceSource:
+    """A trace source over the regions of every file given."""
+    traces = [trace for path in paths for trace in load(Path(path), column=column)]
+    if not traces:
+        raise TraceError("no trace files given")
+    return TraceSource(name=name, traces=traces, zones=zones, clock=clock, anchor=anchor,
+                       horizon_h=horizon_h, history_h=history_h)
+
+
+def build(name: str, options: Mapping[str, Any], zones: Mapping[str, str],
+          context: config.BuildContext) -> TraceSource:
+    """Factory for the providers file (``type: trace``); paths are relative to that file."""
+    config.check_options(name, options, {"files", "column", "clock", "horizon_h", "history_h"})
+    files = options.get("files")
+    if not isinstance(files, list) or not files:
+        raise errors.ConfigError(f"provider {name!r}: 'files' must list at least one CSV")
+    column = options.get("column", "lca")
+    if column not in EM_COLUMNS:
+        raise errors.ConfigError(f"provider {name!r}: column must be 'lca' or 'direct', not {column!r}")
+    paths = [p if p.is_absolute() else context.base_dir / p for p in map(Path, files)]
+    return from_files(
+        paths, name=name, column=column, zones=zones, anchor=context.clock.now(),
+        clock=str(options.get("clock", context.trace_clock)),
+        horizon_h=config.positive_int(name, options, "horizon_h", context.horizon_h),
+        history_h=config.positive_int(name, options, "history_h", 24),
+    )
+
+
+# --- offline snapshot ------------------------------------------------------------------------
+
+
+def snapshot_from_traces(
+    paths: Iterable[Path],
+    *,
+    now: datetime,
+    horizon_h: int,
+    durations_min: Iterable[int],
+    max_age_s: int,
+    history_h: int = 0,
+    column: Column = "lca",
+) -> dict[str, Any]:
+    """The grid snapshot a feed replaying these traces would publish at ``now``.
+
+    For ``carbongate review --grid``, the simulator and tests: no cache, no
+    network, a perfect forecast over ``horizon_h`` hours. Raises
+    :class:`TraceError` (a ``ValueError``) for unusable files.
+    """
+    durations = tuple(durations_min)
+    replay = from_files(paths, anchor=now, horizon_h=horizon_h, history_h=history_h, column=column)
+    regions: dict[str, contract.RegionDoc] = {}
+    for region in replay.ordered_regions():
+        reading = replay.fetch(region, now=now)
+        best = document.best_windows(reading, durations, earliest=now)
+        regions[region] = document.region_document(reading, now=now, max_age_s=max_age_s, best=best)
+    return dict(document.snapshot(regions, now=now))
+
+
+def demo_files(directory: Path) -> tuple[Path, ...]:
+    """The bundled demo traces, GB first (the demo's home region)."""
+    return tuple(sorted(directory.glob("*.csv"), key=lambda p: (not p.name.startswith("GB"), p.name)))
+
