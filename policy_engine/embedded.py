@@ -29,9 +29,9 @@ fork; one built before a fork refuses to evaluate in the child.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
-import queue
 import re
 import threading
 import time
@@ -230,22 +230,62 @@ class _Generation:
         self.users = 0
         self.retired = False
         self._engines = engines
-        self._idle: queue.SimpleQueue[OpaEngine] = queue.SimpleQueue()
-        for item in engines:
-            self._idle.put(item)
+        self._pool = _FairPool(engines)
 
     def evaluate(self, dotted: str, input: dict[str, Any]) -> Any:
-        """Borrow an idle engine (waiting when all are busy) and evaluate on it."""
-        item = self._idle.get()
+        """Borrow an idle engine (waiting in line when all are busy) and evaluate on it."""
+        item = self._pool.acquire()
         try:
             return item.eval_document(dotted, input)
         finally:
-            self._idle.put(item)
+            self._pool.release(item)
 
     def close(self) -> int:
         for item in self._engines:
             item.close()
         return len(self._engines)
+
+
+class _FairPool:
+    """Engines handed out first come, first served.
+
+    A plain queue (or the engine's own lock) lets the thread that just
+    returned an engine take it straight back while others wait: measured
+    with 8 threads on one engine, that starved some evaluations for
+    seconds. Here a returned engine goes directly to the longest waiter.
+    """
+
+    def __init__(self, engines: Sequence[OpaEngine]) -> None:
+        self._lock = threading.Lock()
+        self._idle = list(engines)
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+
+    def acquire(self) -> OpaEngine:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        waiter.handed.wait()
+        assert waiter.engine is not None
+        return waiter.engine
+
+    def release(self, item: OpaEngine) -> None:
+        with self._lock:
+            if not self._waiters:
+                self._idle.append(item)
+                return
+            waiter = self._waiters.popleft()
+        waiter.engine = item
+        waiter.handed.set()
+
+
+class _Waiter:
+    __slots__ = ("engine", "handed")
+
+    def __init__(self) -> None:
+        self.engine: OpaEngine | None = None
+        self.handed = threading.Event()
 
 
 def _compile(policies: loader.PolicySet, documents: Mapping[str, Any],
