@@ -39,9 +39,12 @@ caller := name if {
 
 tokens[name] := token if {
 	some name, variable in token_variables
-	token := opa.runtime().env[variable]
+	token := environment[variable]
 	count(token) >= 32
 }
+
+# OPA's process environment (the tokens arrive there from the Secret).
+environment := opa.runtime().env
 
 token_variables := {
 	"webhook": "CARBONGATE_TOKEN_WEBHOOK",
@@ -60,10 +63,11 @@ grants := {
 		{"methods": {"GET"}, "path": ["v1", "data", "carbongate", "grid"], "prefix": false},
 		# The platform config (policies/rego/carbongate/config/data.json).
 		{"methods": {"GET", "PUT", "DELETE"}, "path": ["v1", "data", "carbongate", "config"], "prefix": true},
-		# Listing policies (GET /v1/policies/ splits to [..., "policies", ""]),
+		# Listing policies (OPA splits GET /v1/policies/ into [..., "policies", ""]),
 		# then pushing carbongate's own (ids carbongate-policy/...). A module
 		# may declare any package, so this token is as powerful as OPA itself:
 		# it lives only in the webhook container, which runs nothing else.
+		{"methods": {"GET"}, "path": ["v1", "policies"], "prefix": false},
 		{"methods": {"GET"}, "path": ["v1", "policies", ""], "prefix": false},
 		{"methods": {"GET", "PUT", "DELETE"}, "path": ["v1", "policies", "carbongate-policy"], "prefix": true},
 	],

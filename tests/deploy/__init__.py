@@ -1,0 +1,1 @@
+"""Deploy tests: rendered manifests against the Kubernetes schemas, RBAC against the code, the image."""

@@ -1,0 +1,64 @@
+"""Helpers the deploy tests share: the renderer module, object lookup, pod specs."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+Resource = dict[str, Any]
+
+
+@cache
+def renderer() -> ModuleType:
+    """deploy/render.py, a script rather than a package, loaded by path."""
+    path = REPO / "deploy" / "render.py"
+    spec = importlib.util.spec_from_file_location("carbongate_deploy_render", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def kubectl() -> str | None:
+    """A kubectl with kustomize built in, where one is installed."""
+    return shutil.which("kubectl")
+
+
+def one(resources: Sequence[Resource], kind: str, name: str) -> Resource:
+    """The object of this kind whose name is ``name`` (or ``name`` plus a hash suffix)."""
+    found = [r for r in resources if r["kind"] == kind and _named(r, name)]
+    assert len(found) == 1, f"{kind}/{name}: found {len(found)}"
+    return found[0]
+
+
+def _named(resource: Resource, name: str) -> bool:
+    actual = str(resource["metadata"]["name"])
+    return actual == name or (actual.startswith(name + "-") and len(actual) == len(name) + 11)
+
+
+def of_kind(resources: Sequence[Resource], kind: str) -> list[Resource]:
+    return [r for r in resources if r["kind"] == kind]
+
+
+def pod_spec(deployment: Resource) -> dict[str, Any]:
+    spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return spec
+
+
+def containers(deployment: Resource) -> Iterator[dict[str, Any]]:
+    spec = pod_spec(deployment)
+    yield from spec.get("initContainers") or []
+    yield from spec["containers"]
+
+
+def container(deployment: Resource, name: str) -> dict[str, Any]:
+    (found,) = [c for c in containers(deployment) if c["name"] == name]
+    return found
