@@ -12,6 +12,7 @@ import json
 import socket
 import ssl
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,8 +71,17 @@ def test_garbage_gets_a_400_that_says_why(server: webhook_server.RunningWebhook,
 
 
 def test_a_body_over_the_limit_is_refused_without_reading_it_all(server: webhook_server.RunningWebhook) -> None:
-    status, payload = server.post("/mutate", b"x" * (3 * 1024 * 1024 + 1))
-    assert status == 413
+    """Only the headers are sent: the 413 must come from Content-Length alone."""
+    host, port = server.url.removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(host, int(port), context=server.context(), timeout=5)
+    connection.putrequest("POST", "/mutate")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(3 * 1024 * 1024 + 1))
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413
+    assert "over" in json.loads(response.read())["error"]
+    connection.close()
 
 
 def test_connections_are_kept_alive_across_requests(server: webhook_server.RunningWebhook) -> None:
@@ -89,14 +99,30 @@ def test_connections_are_kept_alive_across_requests(server: webhook_server.Runni
     assert len(sockets) == 1
 
 
-def test_tls_below_1_2_is_refused(server: webhook_server.RunningWebhook) -> None:
+def test_tls_below_1_2_is_refused_by_the_server(server: webhook_server.RunningWebhook) -> None:
+    """The client offers only TLS 1.1 (allowed on its side); the server must refuse it."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(str(server.ca_file))
-    context.minimum_version = ssl.TLSVersion.TLSv1
-    context.maximum_version = ssl.TLSVersion.TLSv1_1
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1_1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
     host, port = server.url.removeprefix("https://").split(":")
-    with pytest.raises(ssl.SSLError), socket.create_connection((host, int(port)), timeout=5) as raw:
+    with pytest.raises(ssl.SSLError) as refused, socket.create_connection((host, int(port)), timeout=5) as raw:
         context.wrap_socket(raw, server_hostname="localhost")
+    assert "PROTOCOL_VERSION" in str(refused.value).upper() or "WRONG_VERSION" in str(refused.value).upper()
+
+
+def test_tls_1_2_with_a_modern_cipher_is_accepted(server: webhook_server.RunningWebhook) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(str(server.ca_file))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    host, port = server.url.removeprefix("https://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.version() == "TLSv1.2"
+        assert tls.cipher()[0].startswith("ECDHE")
 
 
 def test_metrics_count_decisions_across_workers(server: webhook_server.RunningWebhook) -> None:
