@@ -35,6 +35,11 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "governance"
 _database_names = itertools.count()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here too so `-p no:xdist` runs accept the marker under --strict-markers.
+    config.addinivalue_line("markers", "xdist_group(name): run in the named group's worker")
+
+
 @dataclasses.dataclass(frozen=True)
 class PostgresServer:
     """A running throwaway cluster: connect as ``user`` on 127.0.0.1:``port``."""
@@ -97,8 +102,8 @@ def postgres_server() -> Iterator[PostgresServer]:
         _run(_as_server_user([
             str(binaries / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l",
             str(home / "server.log"), "-o",
-            f"-c listen_addresses=127.0.0.1 -p {port} -k {home} -c fsync=off "
-            "-c full_page_writes=off -c max_connections=60", "start"]))
+            (f"-c listen_addresses=127.0.0.1 -p {port} -k {home} -c fsync=off "
+             "-c full_page_writes=off -c max_connections=60"), "start"]))
     except subprocess.CalledProcessError as error:
         log = (home / "server.log").read_text() if (home / "server.log").exists() else ""
         shutil.rmtree(home, ignore_errors=True)

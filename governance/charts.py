@@ -1,0 +1,148 @@
+"""The report's charts, drawn with matplotlib as inline SVG (text kept as text).
+
+Two charts a manager reads without help:
+
+* per team, *use against the budget*: cumulative emissions through the
+  period as a filled step line, the limit as a red line and the warning
+  level as an amber one, the latest figure written at the end of the line;
+* *carbon saved per week*: bars per team and week, against the counterfactual
+  of running every changed job when it was admitted.
+
+Only matplotlib's object API is used (no pyplot, no global backend), so
+drawing a chart changes nothing for the rest of the process.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import matplotlib
+import matplotlib.dates as mdates
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from governance import report
+
+INK = "#1f2933"
+MUTED = "#616e7c"
+USE = "#2f6fba"
+LIMIT = "#c62828"
+WARN = "#e08a00"
+TEAM_COLOURS = ("#2f6fba", "#2e8b57", "#8e44ad", "#d35400", "#16a085", "#7f8c8d")
+_RC: dict[Any, Any] = {"svg.fonttype": "none", "svg.hashsalt": "carbongate", "font.family": "DejaVu Sans",
+       "font.size": 10, "axes.edgecolor": "#9aa5b1", "axes.labelcolor": INK,
+       "xtick.color": MUTED, "ytick.color": MUTED}
+
+
+def mass_unit(grams: float) -> tuple[str, float]:
+    """The unit a figure reads best in (g, kg or t) and the divisor to get there."""
+    if abs(grams) >= 1_000_000:
+        return "t", 1_000_000.0
+    if abs(grams) >= 1_000:
+        return "kg", 1_000.0
+    return "g", 1.0
+
+
+def format_mass(grams: float) -> str:
+    """``652 kg``, ``1.2 t``, ``340 g``: three significant figures at most."""
+    unit, divisor = mass_unit(grams)
+    value = grams / divisor
+    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}" if abs(value) >= 10 \
+        else f"{value:,.2f}"
+    return f"{text} {unit}"
+
+
+def use_against_limit(team: report.TeamReport, period_start: datetime, period_end: datetime,
+                      *, warn_percent: float) -> str:
+    """SVG: the team's cumulative use through the period, with its limit and warning level."""
+    top = max([team.limit_g or 0.0, team.totals.used_g, 1.0])
+    unit, divisor = mass_unit(top)
+    with matplotlib.rc_context(_RC):
+        figure = Figure(figsize=(6.4, 3.2), layout="constrained")
+        axes = figure.add_subplot()
+        times = [_num(period_start)] + [_num(t) for t, _ in team.cumulative]
+        values = [0.0] + [v / divisor for _, v in team.cumulative]
+        axes.step(times, values, where="post", color=USE, linewidth=2.2, label="used so far")
+        axes.fill_between(times, values, step="post", color=USE, alpha=0.15)
+        if team.limit_g is not None:
+            _limit_lines(axes, team.limit_g / divisor, warn_percent, unit)
+        if team.cumulative:
+            last_time, last_value = team.cumulative[-1]
+            label = format_mass(last_value) + (f" ({team.percent:.0f} %)" if team.percent
+                                               is not None else "")
+            axes.annotate(label, (_num(last_time), last_value / divisor), xytext=(6, 4),
+                          textcoords="offset points", color=USE, fontweight="bold")
+        axes.set_xlim(_num(period_start), _num(period_end))
+        axes.set_ylim(0, max(top / divisor * 1.15, 1e-9))
+        axes.set_ylabel(f"{unit} CO\u2082e")
+        axes.set_title(_use_title(team), loc="left", color=INK, fontweight="bold")
+        _date_axis(axes)
+        axes.legend(loc="upper left", frameon=False, fontsize=9)
+        axes.grid(axis="y", color="#e4e7eb")
+        return _svg(figure)
+
+
+def _limit_lines(axes: Axes, limit: float, warn_percent: float, unit: str) -> None:
+    axes.axhline(limit, color=LIMIT, linewidth=1.8, label=f"budget {format_limit(limit, unit)}")
+    axes.axhline(limit * warn_percent / 100.0, color=WARN, linewidth=1.2, linestyle="--",
+                 label=f"warning at {warn_percent:.0f} %")
+
+
+def format_limit(value: float, unit: str) -> str:
+    """A limit already in ``unit``, for a legend."""
+    return f"{value:,.0f} {unit}" if value >= 10 else f"{value:,.2f} {unit}"
+
+
+def _use_title(team: report.TeamReport) -> str:
+    if team.limit_g is None:
+        return f"{team.totals.name}: emissions this period (no budget set)"
+    return f"{team.totals.name}: emissions against the budget"
+
+
+def savings_per_week(teams: Sequence[report.TeamReport]) -> str:
+    """SVG: grams saved per week, one bar per team, against the counterfactual."""
+    weeks = [start for start, _ in teams[0].weekly_saved] if teams else []
+    largest = max([abs(v) for t in teams for _, v in t.weekly_saved] + [1.0])
+    unit, divisor = mass_unit(largest)
+    with matplotlib.rc_context(_RC):
+        figure = Figure(figsize=(6.4, 3.2), layout="constrained")
+        axes = figure.add_subplot()
+        width = 0.8 / max(len(teams), 1)
+        for i, team in enumerate(teams):
+            xs = [w + (i - (len(teams) - 1) / 2) * width for w in range(len(weeks))]
+            heights = [v / divisor for _, v in team.weekly_saved]
+            axes.bar(xs, heights, width=width * 0.92, label=team.totals.name,
+                     color=TEAM_COLOURS[i % len(TEAM_COLOURS)])
+        axes.axhline(0, color="#9aa5b1", linewidth=0.8)
+        axes.set_xticks(range(len(weeks)), [_week_label(w) for w in weeks])
+        axes.set_ylabel(f"{unit} CO\u2082e saved")
+        axes.set_title("Carbon saved per week by deferring and shifting", loc="left",
+                       color=INK, fontweight="bold")
+        axes.legend(loc="upper left", frameon=False, fontsize=9, ncols=min(len(teams), 4) or 1)
+        axes.grid(axis="y", color="#e4e7eb")
+        return _svg(figure)
+
+
+def _week_label(start: datetime) -> str:
+    return "week of " + start.strftime("%-d %b")
+
+
+def _date_axis(axes: Axes) -> None:
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=8)  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%-d %b"))  # type: ignore[no-untyped-call]
+
+
+def _num(when: datetime) -> float:
+    """Matplotlib's date number for an instant (its date axes count days)."""
+    return float(mdates.date2num(when))  # type: ignore[no-untyped-call]
+
+
+def _svg(figure: Figure) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prologue and doctype for inlining

@@ -1,0 +1,98 @@
+"""``carbongate governance`` (the service) and ``carbongate budget report``.
+
+``budget report`` reads the ledger directly (no service needed), so a
+platform team can produce the month's report from a laptop pointed at the
+database, or from the governance pod with ``kubectl exec``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from carbongate import settings as settings_mod
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``governance`` and ``budget report`` to the ``carbongate`` command."""
+    serve = subparsers.add_parser(
+        "governance", parents=[common],
+        help="run the governance service: record runs, publish budgets, serve /budgets")
+    _database_flags(serve)
+    serve.add_argument("--bind", help="host:port of /healthz, /metrics, /budgets")
+    serve.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: in-cluster)")
+    serve.set_defaults(handler=_serve)
+
+    budget = subparsers.add_parser("budget", parents=[common], help="carbon budgets per team")
+    budget_commands = budget.add_subparsers(dest="budget_command", metavar="COMMAND")
+    budget.set_defaults(handler=lambda _args: _usage(budget))
+    report = budget_commands.add_parser(
+        "report", parents=[common],
+        help="per team: used, limit, percent, saved, deferred runs, mean delay")
+    report.add_argument("--period", help="YYYY-MM or YYYY-Www (default: the current period)")
+    report.add_argument("--team", help="only this team")
+    report.add_argument("--format", choices=("table", "csv", "json", "html"), default="table")
+    report.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    _database_flags(report)
+    report.set_defaults(handler=_report)
+
+
+def _database_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", help="ledger URL (sqlite:///... or postgresql://...)")
+    parser.add_argument("--budgets", type=Path, help="budgets file (YAML)")
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> settings_mod.Settings:
+    governance: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if args.database_url:
+        governance["database_url"] = args.database_url
+    if args.budgets:
+        governance["budgets_file"] = args.budgets
+    return settings_mod.load(config_file=Path(args.config) if args.config else None,
+                             overrides={"governance": governance} if governance else None)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from governance import ledger, service
+
+    try:
+        settings = _settings(args, bind=args.bind, kubeconfig=args.kubeconfig)
+        return service.run(settings)
+    except (settings_mod.SettingsError, ledger.LedgerError) as error:
+        print(f"carbongate governance: {error}", file=sys.stderr)
+        return 2
+
+
+def _report(args: argparse.Namespace) -> int:
+    from governance import budgets, ledger, periods, render, report, service
+
+    try:
+        settings = _settings(args)
+        config = budgets.load_config(settings.governance.budgets_file)
+        now = datetime.now(UTC).replace(microsecond=0)
+        period = (periods.parse(args.period) if args.period
+                  else periods.containing(now, config.period))
+        store = ledger.open_ledger(service.database_url(settings.governance))
+    except (settings_mod.SettingsError, budgets.BudgetError, periods.PeriodError,
+            ledger.LedgerError) as error:
+        print(f"carbongate budget report: {error}", file=sys.stderr)
+        return 2
+    try:
+        text = render.render(report.build(store, config, period=period, now=now, team=args.team),
+                             args.format)
+    finally:
+        store.close()
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,234 @@
+"""Where a finished run's grid intensity comes from: the feed's archive, or trace files.
+
+A run is charged the intensity of the hours it actually ran, time-weighted
+(``planner.windows.mean_intensity``), in the region it ran in. Two sources:
+
+* :class:`ArchiveHistory`, the feed's published snapshots as governance
+  archived them in the ledger (``grid_points``): the same numbers the webhook
+  decided on, kept after the feed's forecast has moved on;
+* :class:`TraceHistory`, Electricity Maps data-portal CSV files (the demo
+  traces in ``examples/grid/``). A trace covers one past year; a run outside
+  it is priced at the same time of year in the trace, which is how the feed
+  replays the traces (``feed.trace_clock = "wall"``).
+
+:class:`ChainHistory` asks them in turn. Every answer states its signal
+(``average`` or ``marginal``) so a report never mixes the two unnoticed.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import itertools
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from governance import ledger as ledger_mod
+from governance import runs
+from planner import series as series_mod
+from planner import windows
+
+log = logging.getLogger(__name__)
+
+EmissionFactor = Literal["lifecycle", "direct"]
+_TRACE_COLUMNS: Mapping[str, str] = {
+    "lifecycle": "Carbon Intensity gCO₂eq/kWh (LCA)",
+    "direct": "Carbon Intensity gCO₂eq/kWh (direct)",
+}
+
+
+class HistoryError(ValueError):
+    """A trace file that cannot be read; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The time-weighted mean intensity over (the covered part of) a run."""
+
+    mean_g_per_kwh: float
+    signal: str
+    source: str
+    covered_s: float
+
+
+class IntensityHistory(Protocol):
+    """Past intensity of a region, as a time-weighted mean over a window."""
+
+    def mean(self, region: str, start: datetime, end: datetime) -> Reading | None:
+        """The mean over ``[start, end)``, over the part covered if not all; None if none."""
+        ...
+
+
+def mean_over(series: series_mod.Series, start: datetime, end: datetime) -> tuple[float, float] | None:
+    """(mean, seconds covered) over the part of ``[start, end)`` the series covers.
+
+    A run that outlasts the data is still priced on what is known rather than
+    not at all; a zero-length run takes the value at its instant.
+    """
+    if series.start is None or series.end is None:
+        return None
+    if end <= start:
+        value = series.value_at(start)
+        return None if value is None else (value, 0.0)
+    begin, finish = max(start, series.start), min(end, series.end)
+    if finish <= begin:
+        return None
+    duration_s = (finish - begin).total_seconds()
+    value = windows.mean_intensity(series, begin, duration_s)
+    return None if value is None else (value, duration_s)
+
+
+# --- trace files ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TraceHistory:
+    """Electricity Maps hourly CSV traces, one series per zone, replayed by time of year."""
+
+    series: Mapping[str, series_mod.Series]
+    emission_factor: EmissionFactor = "lifecycle"
+
+    def mean(self, region: str, start: datetime, end: datetime) -> Reading | None:
+        found = self.series.get(region)
+        if found is None or found.start is None:
+            return None
+        direct = mean_over(found, start, end)
+        if direct is None:
+            shift = _years_to_trace(start, found.start)
+            direct = mean_over(found, _shift(start, shift), _shift(end, shift))
+        if direct is None:
+            return None
+        return Reading(mean_g_per_kwh=direct[0], signal="average",
+                       source=f"trace:{self.emission_factor}", covered_s=direct[1])
+
+
+def load_traces(paths: Iterable[Path], *, emission_factor: EmissionFactor = "lifecycle"
+                ) -> TraceHistory:
+    """Read data-portal CSV files (``Datetime (UTC)``, ``Zone Id``, intensity columns)."""
+    pairs: dict[str, list[tuple[datetime, float]]] = {}
+    for path in paths:
+        for zone, when, value in _trace_rows(path, _TRACE_COLUMNS[emission_factor]):
+            pairs.setdefault(zone, []).append((when, value))
+    try:
+        series = {zone: _dedupe(points) for zone, points in pairs.items()}
+    except series_mod.SeriesError as error:
+        raise HistoryError(f"trace files do not form a series: {error}") from error
+    return TraceHistory(series=series, emission_factor=emission_factor)
+
+
+def _trace_rows(path: Path, column: str) -> Iterable[tuple[str, datetime, float]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"Datetime (UTC)", "Zone Id", column} - set(reader.fieldnames or ())
+            if missing:
+                raise HistoryError(f"{path}: missing column(s) {sorted(missing)}")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise HistoryError(f"cannot read trace {path}: {error}") from error
+    for line, row in enumerate(rows, start=2):
+        if not row[column]:
+            continue  # the portal leaves an hour blank when it has no estimate
+        try:
+            when = datetime.fromisoformat(row["Datetime (UTC)"]).replace(tzinfo=UTC)
+            yield row["Zone Id"], when, float(row[column])
+        except ValueError as error:
+            raise HistoryError(f"{path}:{line}: {error}") from error
+
+
+def _dedupe(points: list[tuple[datetime, float]]) -> series_mod.Series:
+    by_start = dict(sorted(points))
+    starts = sorted(by_start)
+    step_s = _step(starts)
+    return series_mod.from_pairs(((s, by_start[s]) for s in starts), step_s=step_s)
+
+
+def _step(starts: Sequence[datetime]) -> int:
+    """The most common spacing of the points (hourly for the data portal)."""
+    gaps = collections.Counter(int((b - a).total_seconds()) for a, b in itertools.pairwise(starts))
+    return gaps.most_common(1)[0][0] if gaps else 3600
+
+
+def _years_to_trace(when: datetime, trace_start: datetime) -> int:
+    return trace_start.year - when.year
+
+
+def _shift(when: datetime, years: int) -> datetime:
+    """The same time of year ``years`` later (29 February becomes the 28th)."""
+    try:
+        return when.replace(year=when.year + years)
+    except ValueError:
+        return when.replace(year=when.year + years, day=28)
+
+
+# --- the archive of published snapshots -------------------------------------------------
+
+@dataclass(frozen=True)
+class ArchiveHistory:
+    """Intensity the feed published, as archived in the ledger's ``grid_points``."""
+
+    ledger: ledger_mod.Ledger
+
+    def mean(self, region: str, start: datetime, end: datetime) -> Reading | None:
+        points = self.ledger.points(region, since=start, until=max(end, start + _INSTANT))
+        if not points:
+            return None
+        series = series_mod.Series(
+            points=tuple(series_mod.Point(start=p.start, g_per_kwh=p.g_per_kwh) for p in points),
+            step_s=points[-1].step_s)
+        found = mean_over(series, start, end)
+        if found is None:
+            return None
+        signals = {p.signal for p in points}
+        return Reading(mean_g_per_kwh=found[0], signal="/".join(sorted(signals)),
+                       source="archive:" + "/".join(sorted({p.source for p in points})),
+                       covered_s=found[1])
+
+
+_INSTANT = timedelta(seconds=1)
+
+
+def archive_snapshot(ledger: ledger_mod.Ledger, snapshot: Mapping[str, Any]) -> int:
+    """Store a grid snapshot's forecast points (g/kWh signals only) in the ledger.
+
+    Index-only signals (WattTime's percent) carry no g/kWh and cannot price a
+    run, so they are skipped. Later snapshots overwrite earlier values for the
+    same hour: they know better (an observation replaces a forecast).
+    """
+    points: list[ledger_mod.GridPoint] = []
+    for region, doc in (snapshot.get("regions") or {}).items():
+        if not isinstance(doc, Mapping) or doc.get("signal") not in ("average", "marginal"):
+            continue
+        step_s = int(doc.get("forecast_step_s") or 3600)
+        for point in doc.get("forecast") or []:
+            try:
+                points.append(ledger_mod.GridPoint(
+                    region=str(region), start=runs.parse_time(str(point["start"])),
+                    g_per_kwh=float(point["g_per_kwh"]), signal=str(doc["signal"]),
+                    source=str(doc.get("source") or "feed"), step_s=step_s))
+            except (KeyError, TypeError, ValueError) as error:
+                log.warning("skipping a malformed forecast point of %s: %s", region, error)
+    return ledger.store_points(points)
+
+
+# --- in turn ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ChainHistory:
+    """Ask each history in turn; the first that covers more of the run wins."""
+
+    histories: tuple[IntensityHistory, ...]
+
+    def mean(self, region: str, start: datetime, end: datetime) -> Reading | None:
+        best: Reading | None = None
+        wanted = max(0.0, (end - start).total_seconds())
+        for history in self.histories:
+            reading = history.mean(region, start, end)
+            if reading is not None and (best is None or reading.covered_s > best.covered_s):
+                best = reading
+            if best is not None and best.covered_s >= wanted:
+                break
+        return best

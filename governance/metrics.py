@@ -1,0 +1,58 @@
+"""Prometheus metrics of the governance service, on a registry of its own.
+
+A registry per service instance (not the global one) so tests can build as
+many as they like and ``/metrics`` shows exactly this process's figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import prometheus_client as prom
+
+
+@dataclass(frozen=True)
+class GovernanceMetrics:
+    """Counters and gauges the collector, the publisher and the service update."""
+
+    registry: prom.CollectorRegistry
+    recorded: prom.Counter
+    skipped: prom.Counter
+    relists: prom.Counter
+    watch_errors: prom.Counter
+    ledger_errors: prom.Counter
+    publish_failures: prom.Counter
+    published: prom.Counter
+    team_used_g: prom.Gauge
+    team_percent: prom.Gauge
+
+
+def create(registry: prom.CollectorRegistry | None = None) -> GovernanceMetrics:
+    """Register the metrics on ``registry`` (a new one when not given)."""
+    registry = registry or prom.CollectorRegistry()
+    return GovernanceMetrics(
+        registry=registry,
+        recorded=prom.Counter("carbongate_governance_runs_recorded_total",
+                              "Runs appended to the ledger, by pod phase", ["phase"],
+                              registry=registry),
+        skipped=prom.Counter("carbongate_governance_runs_unaccounted_total",
+                             "Runs not (fully) priced, by reason", ["reason"], registry=registry),
+        relists=prom.Counter("carbongate_governance_relists_total",
+                             "Pod lists after the watch version expired (410 Gone)",
+                             registry=registry),
+        watch_errors=prom.Counter("carbongate_governance_watch_errors_total",
+                                  "Pod list/watch failures (retried)", registry=registry),
+        ledger_errors=prom.Counter("carbongate_governance_ledger_errors_total",
+                                   "Ledger writes that failed (retried)", registry=registry),
+        publish_failures=prom.Counter("carbongate_governance_publish_failures_total",
+                                      "Budget publications that failed, by sink", ["sink"],
+                                      registry=registry),
+        published=prom.Counter("carbongate_governance_budgets_published_total",
+                               "Budget documents published", registry=registry),
+        team_used_g=prom.Gauge("carbongate_budget_used_grams",
+                               "Emissions charged to a team this period (gCO2e)", ["team"],
+                               registry=registry),
+        team_percent=prom.Gauge("carbongate_budget_used_percent",
+                                "Share of a team's budget used this period", ["team"],
+                                registry=registry),
+    )

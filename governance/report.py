@@ -1,0 +1,193 @@
+"""The budget report: per team (and per namespace below it) for one period.
+
+For each team: emissions used against its limit, the state the policies see,
+what carbongate saved against the counterfactual, how many runs it deferred
+or shifted and how long deferred runs waited on average. The same
+:class:`Report` feeds every format (table, CSV, JSON, HTML) and
+``GET /budgets``, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypedDict
+
+from governance import budgets, ledger, periods, runs
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What a group of runs (a team, a namespace) emitted, saved and waited."""
+
+    name: str
+    used_g: float
+    saved_g: float
+    energy_kwh: float
+    runs: int
+    runs_deferred: int
+    runs_shifted: int
+    unpriced: int
+    mean_delay_s: float | None
+
+
+@dataclass(frozen=True)
+class TeamReport:
+    """A team's line, its namespaces, and the series its charts draw."""
+
+    totals: Totals
+    limit_g: float | None
+    percent: float | None
+    state: budgets.State | None
+    namespaces: tuple[Totals, ...]
+    # (run end, cumulative grams used) in time order, for the use-against-limit chart.
+    cumulative: tuple[tuple[datetime, float], ...]
+    # (week start, grams saved in that week), every week of the period.
+    weekly_saved: tuple[tuple[datetime, float], ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the formats render, for one period."""
+
+    period: periods.Period
+    generated_at: datetime
+    signals: tuple[str, ...]
+    warn_percent: float
+    teams: tuple[TeamReport, ...]
+
+
+def build(
+    store: ledger.Ledger, config: budgets.BudgetConfig, *, period: periods.Period,
+    now: datetime, team: str | None = None,
+) -> Report:
+    """Read the period's runs from the ledger and add them up per team and namespace."""
+    records = store.runs(since=period.start, until=period.end, team=team)
+    by_team: dict[str, list[runs.RunRecord]] = {}
+    for record in records:
+        by_team.setdefault(record.team, []).append(record)
+    names = {team} if team is not None else set(by_team) | set(config.limits_g)
+    teams = tuple(_team(name, by_team.get(name, []), config, period) for name in sorted(names))
+    signals = tuple(sorted({r.signal for r in records if r.emissions_g is not None}))
+    return Report(period=period, generated_at=now, signals=signals,
+                  warn_percent=config.warn_percent, teams=teams)
+
+
+def _team(name: str, records: Sequence[runs.RunRecord], config: budgets.BudgetConfig,
+          period: periods.Period) -> TeamReport:
+    totals = totals_of(name, records)
+    limit = config.limits_g.get(name)
+    entry = (None if limit is None else
+             budgets.team_budget(limit, totals.used_g, warn_percent=config.warn_percent))
+    by_namespace: dict[str, list[runs.RunRecord]] = {}
+    for record in records:
+        by_namespace.setdefault(record.namespace, []).append(record)
+    return TeamReport(
+        totals=totals, limit_g=limit,
+        percent=None if entry is None else entry["percent"],
+        state=None if entry is None else entry["state"],
+        namespaces=tuple(totals_of(ns, rs) for ns, rs in sorted(by_namespace.items())),
+        cumulative=_cumulative(records), weekly_saved=_weekly_saved(records, period),
+    )
+
+
+def totals_of(name: str, records: Iterable[runs.RunRecord]) -> Totals:
+    """Sum a group of runs; the mean delay is over deferred runs only."""
+    items = list(records)
+    delays = [r.deferred_s for r in items if r.decision == "defer"]
+    return Totals(
+        name=name,
+        used_g=sum(r.emissions_g or 0.0 for r in items),
+        saved_g=sum(r.saved_g for r in items),
+        energy_kwh=sum(r.energy_kwh for r in items),
+        runs=len(items),
+        runs_deferred=sum(1 for r in items if r.decision == "defer"),
+        runs_shifted=sum(1 for r in items if r.decision == "shift"),
+        unpriced=sum(1 for r in items if r.emissions_g is None),
+        mean_delay_s=sum(delays) / len(delays) if delays else None,
+    )
+
+
+def _cumulative(records: Sequence[runs.RunRecord]) -> tuple[tuple[datetime, float], ...]:
+    total, points = 0.0, []
+    for record in sorted(records, key=lambda r: r.end):
+        total += record.emissions_g or 0.0
+        points.append((record.end, total))
+    return tuple(points)
+
+
+def _weekly_saved(records: Sequence[runs.RunRecord], period: periods.Period
+                  ) -> tuple[tuple[datetime, float], ...]:
+    spans = periods.weeks(period)
+    saved = [0.0] * len(spans)
+    for record in records:
+        for i, (start, end) in enumerate(spans):
+            if start <= record.end < end:
+                saved[i] += record.saved_g
+                break
+    return tuple((start, value) for (start, _), value in zip(spans, saved, strict=True))
+
+
+# --- the JSON form (also GET /budgets) --------------------------------------------------
+
+class TotalsDoc(TypedDict):
+    name: str
+    used_g: float
+    saved_g: float
+    energy_kwh: float
+    runs: int
+    runs_deferred: int
+    runs_shifted: int
+    unpriced_runs: int
+    mean_delay_s: float | None
+
+
+class TeamDoc(TotalsDoc):
+    limit_g: float | None
+    percent: float | None
+    state: str | None
+    namespaces: list[TotalsDoc]
+    weekly_saved: list[dict[str, Any]]
+
+
+class ReportDoc(TypedDict):
+    period: str
+    period_start: str
+    period_end: str
+    generated_at: str
+    signals: list[str]
+    warn_percent: float
+    teams: list[TeamDoc]
+
+
+def to_document(report: Report) -> ReportDoc:
+    """The report as JSON-ready data (grams, kWh and seconds, as the contracts say)."""
+    return {
+        "period": report.period.key,
+        "period_start": runs.format_time(report.period.start),
+        "period_end": runs.format_time(report.period.end),
+        "generated_at": runs.format_time(report.generated_at),
+        "signals": list(report.signals),
+        "warn_percent": report.warn_percent,
+        "teams": [_team_doc(t) for t in report.teams],
+    }
+
+
+def _team_doc(team: TeamReport) -> TeamDoc:
+    totals = _totals_doc(team.totals)
+    return {**totals, "limit_g": team.limit_g, "percent": team.percent, "state": team.state,
+            "namespaces": [_totals_doc(ns) for ns in team.namespaces],
+            "weekly_saved": [{"week_start": runs.format_time(start), "saved_g": round(value, 3)}
+                             for start, value in team.weekly_saved]}
+
+
+def _totals_doc(totals: Totals) -> TotalsDoc:
+    return {
+        "name": totals.name, "used_g": round(totals.used_g, 3),
+        "saved_g": round(totals.saved_g, 3), "energy_kwh": round(totals.energy_kwh, 6),
+        "runs": totals.runs, "runs_deferred": totals.runs_deferred,
+        "runs_shifted": totals.runs_shifted, "unpriced_runs": totals.unpriced,
+        "mean_delay_s": None if totals.mean_delay_s is None else round(totals.mean_delay_s, 1),
+    }
+

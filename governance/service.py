@@ -1,0 +1,297 @@
+"""The governance service (``python -m governance``): collector, publisher, HTTP.
+
+One process, three loops, none of them in the admission path:
+
+* the collector (``governance.collector``) records finished pods;
+* the publisher, every ``publish_interval_s`` and soon after a run is
+  recorded, archives the feed's grid snapshot into the ledger (so runs are
+  priced on the intensity that was published), recomputes the current
+  period's budgets and publishes them (snapshot file, OPA server, engine);
+* a small HTTP server: ``/healthz``, ``/metrics`` (Prometheus) and
+  ``/budgets`` (the report as JSON, ``?period=2026-11&team=ml``).
+
+Everything is built from :class:`carbongate.settings.Settings`; the pieces
+are passed to each other explicitly so tests can assemble the same service
+around a Kubernetes API double and a throwaway database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import flask
+import prometheus_client as prom
+from flask.typing import ResponseReturnValue
+from werkzeug import serving
+
+from carbongate import settings as settings_mod
+from governance import (
+    budgets,
+    collector,
+    energy,
+    history,
+    ledger,
+    metrics,
+    periods,
+    pods,
+    report,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BudgetsFile:
+    """The budgets settings file, re-read when it changes (a ConfigMap update)."""
+
+    path: Path | None
+    config: budgets.BudgetConfig = field(default_factory=budgets.BudgetConfig)
+    _stamp: tuple[float, int] | None = None
+
+    def current(self) -> budgets.BudgetConfig:
+        """The latest valid config; a broken edit keeps the previous one (and is logged)."""
+        if self.path is None:
+            return self.config
+        try:
+            stat = self.path.stat()
+        except OSError as error:
+            log.warning("budgets file unreadable, keeping the last one: %s", error)
+            return self.config
+        stamp = (stat.st_mtime, stat.st_size)
+        if stamp != self._stamp:
+            try:
+                self.config = budgets.load_config(self.path)
+            except budgets.BudgetError as error:
+                log.error("budgets file rejected, keeping the last one: %s", error)
+            self._stamp = stamp
+        return self.config
+
+
+@dataclass
+class Governance:
+    """The assembled service: what the loops and the HTTP handlers share."""
+
+    store: ledger.Ledger
+    budgets_file: BudgetsFile
+    sinks: Sequence[budgets.BudgetSink]
+    meters: metrics.GovernanceMetrics
+    snapshot_path: Path | None = None
+    clock: Callable[[], datetime] = collector.utc_now
+    _snapshot_stamp: tuple[float, int] | None = None
+    last_published: budgets.BudgetsDocument | None = None
+
+    def report(self, *, period: periods.Period | None = None, team: str | None = None
+               ) -> report.Report:
+        """The budget report for a period (the current one by default)."""
+        config = self.budgets_file.current()
+        now = self.clock()
+        return report.build(self.store, config, now=now, team=team,
+                            period=period or periods.containing(now, config.period))
+
+    def publish(self) -> budgets.BudgetsDocument:
+        """Archive the grid snapshot, recompute the budgets, publish them everywhere."""
+        self.archive_grid()
+        config = self.budgets_file.current()
+        now = self.clock()
+        period = periods.containing(now, config.period)
+        usage = self.store.usage_g(since=period.start, until=period.end)
+        doc = budgets.document(config, usage, period=period, now=now)
+        budgets.publish(doc, self.sinks,
+                        on_failure=lambda name: self.meters.publish_failures.labels(sink=name).inc())
+        self.meters.published.inc()
+        for team, entry in doc["teams"].items():
+            self.meters.team_used_g.labels(team=team).set(entry["used_g"])
+            self.meters.team_percent.labels(team=team).set(entry["percent"])
+        self.last_published = doc
+        return doc
+
+    def archive_grid(self) -> int:
+        """Store the feed snapshot's points when the file changed since last time."""
+        if self.snapshot_path is None:
+            return 0
+        try:
+            stat = self.snapshot_path.stat()
+            stamp = (stat.st_mtime, stat.st_size)
+            if stamp == self._snapshot_stamp:
+                return 0
+            document = json.loads(self.snapshot_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            log.debug("no grid snapshot to archive at %s: %s", self.snapshot_path, error)
+            return 0
+        stored = history.archive_snapshot(self.store, document)
+        self._snapshot_stamp = stamp
+        return stored
+
+
+# --- HTTP --------------------------------------------------------------------------------
+
+def create_app(*, service: Governance, ready: Callable[[], bool] = lambda: True) -> flask.Flask:
+    """The HTTP app: health, metrics, and the budgets report as JSON."""
+    app = flask.Flask("governance")
+
+    @app.get("/healthz")
+    def healthz() -> ResponseReturnValue:
+        ok = ready()
+        return flask.jsonify({"ok": ok}), 200 if ok else 503
+
+    @app.get("/metrics")
+    def metrics_page() -> flask.Response:
+        return flask.Response(prom.generate_latest(service.meters.registry),
+                              mimetype=prom.CONTENT_TYPE_LATEST)
+
+    @app.get("/budgets")
+    def budgets_page() -> ResponseReturnValue:
+        try:
+            period = (periods.parse(flask.request.args["period"])
+                      if "period" in flask.request.args else None)
+        except periods.PeriodError as error:
+            return flask.jsonify({"error": str(error)}), 400
+        team = flask.request.args.get("team") or None
+        return flask.jsonify(report.to_document(service.report(period=period, team=team)))
+
+    return app
+
+
+# --- assembling from settings ------------------------------------------------------------
+
+def database_url(settings: settings_mod.GovernanceSettings) -> str:
+    """The URL from the environment variable the settings name, else the settings'."""
+    return settings_mod.environment_value(settings.database_url_env) or settings.database_url
+
+
+def defaults(settings: settings_mod.Settings) -> pods.Defaults:
+    """Home region and default tier: the settings, else the platform's policy config."""
+    config: dict[str, Any] = {}
+    path = settings.engine.policy_dir / "carbongate" / "config" / "data.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        log.warning("cannot read platform config %s: %s", path, error)
+    home = settings.grid.home_region or str(config.get("home_region") or "")
+    if not home:
+        raise settings_mod.SettingsError(
+            "grid.home_region is empty and the platform config names no home_region")
+    return pods.Defaults(home_region=home, default_tier=str(config.get("default_tier") or "2"))
+
+
+def trace_files(settings: settings_mod.Settings) -> tuple[Path, ...]:
+    """The traces the feed replays when it has no providers: its list, else the demo ones."""
+    if settings.feed.providers_file is not None:
+        return ()
+    if settings.feed.trace_files:
+        return settings.feed.trace_files
+    return tuple(sorted(settings_mod.DEMO_GRID_DIR.glob("*.csv")))
+
+
+def grid_history(settings: settings_mod.Settings, store: ledger.Ledger) -> history.IntensityHistory:
+    """The archive of published snapshots first, then the traces the feed replays."""
+    chain: list[history.IntensityHistory] = [history.ArchiveHistory(ledger=store)]
+    traces = trace_files(settings)
+    if traces:
+        chain.append(history.load_traces(traces))
+    return history.ChainHistory(histories=tuple(chain))
+
+
+def sinks(settings: settings_mod.Settings) -> list[budgets.BudgetSink]:
+    """The snapshot file always; the OPA server too when it is the policy engine."""
+    found: list[budgets.BudgetSink] = [budgets.FileSink(settings.governance.budgets_snapshot_path)]
+    if settings.engine.kind == "opa":
+        token = settings_mod.environment_value(settings.engine.opa_token_env)
+        found.append(budgets.OpaSink(url=settings.engine.opa_url, token=token,
+                                     timeout_s=max(settings.engine.opa_timeout_s, 2.0)))
+    return found
+
+
+def kube_apis(settings: settings_mod.GovernanceSettings) -> tuple[Any, Any]:
+    """CoreV1Api and BatchV1Api from the kubeconfig, else the in-cluster account."""
+    from kubernetes import client, config
+
+    if settings.kubeconfig is not None:
+        api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(settings.kubeconfig))
+    else:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        api_client = client.ApiClient()
+    return client.CoreV1Api(api_client), client.BatchV1Api(api_client)
+
+
+# --- running -----------------------------------------------------------------------------
+
+def run(settings: settings_mod.Settings, *, stop: threading.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop``): collector, publisher and HTTP server."""
+    stop = stop or _stop_on_signals()
+    meters = metrics.create()
+    store = ledger.open_ledger(database_url(settings.governance))
+    core, batch = kube_apis(settings.governance)
+    service = Governance(
+        store=store, budgets_file=BudgetsFile(settings.governance.budgets_file),
+        sinks=sinks(settings), meters=meters, snapshot_path=settings.grid.snapshot_path)
+    wake = threading.Event()
+    recorder = collector.Recorder(
+        store=store, model=energy.load(settings.governance.energy_model_file),
+        grid=grid_history(settings, store), defaults=defaults(settings),
+        lookups=collector.KubeLookups(core=core, batch=batch), meters=meters)
+    watcher = collector.Collector(api=core, recorder=recorder, meters=meters,
+                                  watch_timeout_s=settings.governance.watch_timeout_s,
+                                  on_recorded=wake.set)
+    server = _http_server(settings.governance.bind, create_app(
+        service=service, ready=watcher.synced.is_set))
+    threads = [
+        threading.Thread(target=watcher.run, args=(stop,), name="governance-watch", daemon=True),
+        threading.Thread(target=server.serve_forever, name="governance-http", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    log.info("governance serving on http://%s (ledger %s)", settings.governance.bind,
+             ledger.render_url(database_url(settings.governance)))
+    try:
+        _publish_loop(service, stop=stop, wake=wake,
+                      interval_s=settings.governance.publish_interval_s)
+    finally:
+        watcher.stop()
+        server.shutdown()
+        for thread in threads:
+            thread.join(timeout=10)
+        store.close()
+    return 0
+
+
+def _publish_loop(service: Governance, *, stop: threading.Event, wake: threading.Event,
+                  interval_s: float) -> None:
+    while not stop.is_set():
+        try:
+            service.publish()
+        except Exception:
+            log.exception("publishing budgets failed")
+        _pause(interval_s, stop=stop, wake=wake)
+
+
+def _pause(interval_s: float, *, stop: threading.Event, wake: threading.Event) -> None:
+    """Until the interval is over, a run was recorded (then a short settle), or stop."""
+    waited = 0.0
+    while waited < interval_s and not stop.is_set():
+        if wake.wait(0.2):
+            wake.clear()
+            stop.wait(0.5)  # let a burst of recorded runs land before recomputing
+            return
+        waited += 0.2
+
+
+def _http_server(bind: str, app: flask.Flask) -> serving.BaseWSGIServer:
+    host, _, port = bind.rpartition(":")
+    return serving.make_server(host or "127.0.0.1", int(port), app, threaded=True)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    return stop
