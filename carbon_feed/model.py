@@ -166,14 +166,12 @@ def timeline(
 ) -> tuple[series.Point, ...]:
     """One ordered series: history before the current reading, then the forecast after it.
 
-    Where they overlap the measured value wins: history before ``current``,
-    the current reading at its own start, the forecast only after it. Points
-    starting at or after ``until`` (the horizon) are dropped.
+    Where they overlap the measured value wins: history over the forecast
+    before ``current``, the current reading at its own start; after it only
+    the forecast counts. Points starting at or after ``until`` (the horizon)
+    are dropped.
     """
-    by_start: dict[datetime, series.Point] = {}
-    for point in forecast:
-        if point.start > current.start:
-            by_start[point.start] = point
+    by_start: dict[datetime, series.Point] = {p.start: p for p in forecast}
     for point in history:
         if point.start < current.start:
             by_start[point.start] = point
