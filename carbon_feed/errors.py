@@ -35,6 +35,12 @@ class ProviderTimeout(ProviderError):
     kind = "timeout"
 
 
+class ProviderUnreachable(ProviderError):
+    """No HTTP answer at all: refused connection, DNS, TLS, reset."""
+
+    kind = "unreachable"
+
+
 class HttpError(ProviderError):
     """The provider answered with an HTTP error status."""
 

@@ -73,7 +73,7 @@ class JsonClient:
             raise errors.ProviderTimeout(f"{self.provider}: no answer from {url} within "
                                          f"{self.timeout_s:g} s") from error
         except requests.RequestException as error:
-            raise errors.ProviderError(f"{self.provider}: {url}: {type(error).__name__}") from error
+            raise errors.ProviderUnreachable(f"{self.provider}: {url}: {type(error).__name__}") from error
         self._raise_for_status(response, url, now=now)
         try:
             return response.json()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -273,3 +274,20 @@ def test_the_manual_clock_moves_only_when_told(manual_clock: clock.ManualClock) 
     assert manual_clock.advance(90) - before == timedelta(seconds=90)
     manual_clock.set(before)
     assert manual_clock.now() == before
+
+
+def test_a_provider_nobody_answers_for_falls_back_as_unreachable(
+    context: config.BuildContext, fallback: traces.TraceSource, parts: chain.ChainParts,
+    feed_metrics: metrics.FeedMetrics,
+) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = {"url": f"http://127.0.0.1:{port}", "token": {"env": "EM_TOKEN"}}
+    unreachable = electricitymaps.build("electricitymaps", options, {"DE": "DE"}, context)
+
+    resolved = chain.RegionChain(region="DE", sources=[unreachable, fallback], parts=parts).resolve(now=NOW)
+
+    assert resolved is not None and resolved.source_label == "trace"
+    assert sample(feed_metrics, "carbongate_feed_fetch_errors_total", provider="electricitymaps",
+                  kind="unreachable") == 1

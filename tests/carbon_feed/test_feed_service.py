@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 
-from carbon_feed import clock, errors, service
+from carbon_feed import clock, document, errors, model, service
 from carbongate import settings as settings_mod
 from planner import snapshot as contract
 from tests.carbon_feed.helpers import EXAMPLES, at, recorded, sample
@@ -241,3 +241,25 @@ def test_a_loop_that_stopped_refreshing_is_unhealthy(tmp_path: Path) -> None:
 
     assert status == 503 and body["status"] == "stalled"
     assert body["missing"] == ["GB", "DE", "NO"]
+
+
+def test_best_windows_are_computed_once_per_data_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replay_clock = clock.ManualClock(at("2026-11-22T12:07:00Z"))
+    feed = service.build_feed(settings_for(tmp_path, None, ttl_s=300), clock=replay_clock)
+    computed: list[str] = []
+    real = document.best_windows
+
+    def counting(reading: model.Reading, *args: Any, **kwargs: Any) -> Any:
+        computed.append(reading.region)
+        return real(reading, *args, **kwargs)
+
+    monkeypatch.setattr(document, "best_windows", counting)
+    for _ in range(4):  # within one TTL: the same readings
+        feed.refresh()
+        replay_clock.advance(60)
+    assert sorted(computed) == ["DE", "GB", "NO"]
+    replay_clock.advance(120)  # past the TTL: new readings, new windows
+    feed.refresh()
+    assert len(computed) == 6
