@@ -75,6 +75,9 @@ class TestCase:
         return f"data.{self.package}.{self.rule}"
 
 
+Selector = Callable[[TestCase], bool]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened when one test ran."""
@@ -163,7 +166,7 @@ def run(
     *,
     coverage: bool = False,
     engine_factory: EngineFactory | None = None,
-    select: Callable[[TestCase], bool] | None = None,
+    select: Selector | None = None,
 ) -> TestRun:
     """Run every Rego test under ``policy_dir`` on a fresh embedded engine."""
     factory: EngineFactory = engine_factory or _default_engine

@@ -55,15 +55,50 @@ unknown_region_warnings(requested, config) := [sprintf("region %s in carbongate.
 
 # METADATA
 # description: |
-#   Every window of the given regions (a set; usable data only) starting no
-#   later than latest_ns, each tagged with its region and move_g.
-candidates(plan_regions, regions, latest_ns) := [object.union(w, {"region": r, "move_g": move_g(plan_regions[r])}) |
-	some r in sort(regions)
-	some w in plan_regions[r].windows
+#   A region's windows that are well formed and start no later than latest_ns.
+#   region_plan is an entry of input.plan.regions.
+within(region_plan, latest_ns) := [w |
+	some w in region_plan.windows
 	is_number(w.start_ns)
 	is_number(w.mean_g_per_kwh)
 	w.start_ns <= latest_ns
 ]
+
+# METADATA
+# description: |
+#   The lowest-mean window of a list, ties to the earliest start. Arrays and
+#   two passes rather than a set of sort keys: a plan holds hundreds of
+#   windows and hashing that many keys per decision costs milliseconds.
+lowest(ws) := [w | some w in tied; w.start_ns == first][0] if {
+	low := min([w.mean_g_per_kwh | some w in ws])
+	tied := [w | some w in ws; w.mean_g_per_kwh == low]
+	first := min([w.start_ns | some w in tied])
+}
+
+# METADATA
+# description: The earliest window of a list at or below limit_g_per_kwh, ties to the lowest mean.
+earliest_at_most(ws, limit_g_per_kwh) := lowest([w | some w in clean; w.start_ns == first]) if {
+	clean := [w | some w in ws; w.mean_g_per_kwh <= limit_g_per_kwh]
+	first := min([w.start_ns | some w in clean])
+}
+
+# METADATA
+# description: |
+#   Per region (a set of usable regions), its best window within latest_ns,
+#   tagged with the region and the cost of moving the data there (move_g).
+region_bests(plan_regions, regions, latest_ns) := {r: tagged(r, plan_regions[r], w) |
+	some r in regions
+	w := lowest(within(plan_regions[r], latest_ns))
+}
+
+# METADATA
+# description: Per region, its earliest window at or below limit_g_per_kwh within latest_ns, tagged.
+region_firsts(plan_regions, regions, latest_ns, limit_g_per_kwh) := {r: tagged(r, plan_regions[r], w) |
+	some r in regions
+	w := earliest_at_most(within(plan_regions[r], latest_ns), limit_g_per_kwh)
+}
+
+tagged(region, region_plan, window) := object.union(window, {"region": region, "move_g": move_g(region_plan)})
 
 move_g(region_plan) := region_plan.move_g if is_number(region_plan.move_g)
 
@@ -73,24 +108,31 @@ else := 0
 # description: |
 #   The mean intensity of running now at home: the home window that starts at
 #   (or just before) now, else the current reading.
-run_now(plan_regions, home, now_ns) := min({w.mean_g_per_kwh | some w in started; w.start_ns == latest}) if {
-	started := [w | some w in plan_regions[home].windows; is_number(w.start_ns); is_number(w.mean_g_per_kwh); w.start_ns <= now_ns]
-	latest := max({w.start_ns | some w in started})
+run_now(plan_regions, home, now_ns) := min([w.mean_g_per_kwh | some w in started; w.start_ns == latest]) if {
+	started := within(plan_regions[home], now_ns)
+	latest := max([w.start_ns | some w in started])
 } else := plan_regions[home].now_g_per_kwh
 
 # METADATA
-# description: The lowest mean, ties to the earliest start, then home, then the region name.
-best(cands, home) := cands[key[4]] if {
-	key := min({[c.mean_g_per_kwh, c.start_ns, away(c.region, home), c.region, i] | some i, c in cands})
+# description: |
+#   Among tagged windows (one per region): the lowest mean, ties to the
+#   earliest start, then home, then the region name.
+best(tagged_windows, home) := preferred([w | some w in tied; w.start_ns == first], home) if {
+	low := min([w.mean_g_per_kwh | some w in tagged_windows])
+	tied := [w | some w in tagged_windows; w.mean_g_per_kwh == low]
+	first := min([w.start_ns | some w in tied])
 }
 
 # METADATA
-# description: The earliest window at or below limit_g_per_kwh, ties to the lowest mean, then home.
-first_clean(cands, limit_g_per_kwh, home) := cands[key[4]] if {
-	key := min({[c.start_ns, c.mean_g_per_kwh, away(c.region, home), c.region, i] |
-		some i, c in cands
-		c.mean_g_per_kwh <= limit_g_per_kwh
-	})
+# description: Among tagged windows: the earliest start, ties to the lowest mean, then home, then the region name.
+first(tagged_windows, home) := preferred([w | some w in tied; w.mean_g_per_kwh == low], home) if {
+	start := min([w.start_ns | some w in tagged_windows])
+	tied := [w | some w in tagged_windows; w.start_ns == start]
+	low := min([w.mean_g_per_kwh | some w in tied])
+}
+
+preferred(tied, home) := tied[key[2]] if {
+	key := min({[away(w.region, home), w.region, i] | some i, w in tied})
 }
 
 away(region, home) := 0 if region == home
@@ -99,20 +141,20 @@ else := 1
 
 # METADATA
 # description: |
-#   The candidates the policy may choose from: home's, and another region's
-#   only when it is worth moving there (see worth_moving). home_g_per_kwh is
-#   what running at home would emit per kWh (its best window or its reading).
-choosable(cands, home, home_g_per_kwh, energy_kwh) := [c |
-	some c in cands
-	region_counts(c.region, cands, home, home_g_per_kwh, energy_kwh)
-]
+#   The regions the policy may choose from (bests maps region to its best
+#   tagged window): home, and another region only when it is worth moving
+#   there. home_g_per_kwh is what running at home would emit per kWh (its
+#   best window, else its run-now intensity).
+counted(bests, home, home_g_per_kwh, energy_kwh) := {r |
+	some r, w in bests
+	region_counts(r, w, home, home_g_per_kwh, energy_kwh)
+}
 
 region_counts(region, _, home, _, _) if region == home
 
-region_counts(region, cands, home, home_g_per_kwh, energy_kwh) if {
+region_counts(region, window, home, home_g_per_kwh, energy_kwh) if {
 	region != home
-	own := best([c | some c in cands; c.region == region], home)
-	worth_moving(energy_kwh, home_g_per_kwh, own.mean_g_per_kwh, own.move_g)
+	worth_moving(energy_kwh, home_g_per_kwh, window.mean_g_per_kwh, window.move_g)
 }
 
 # METADATA
@@ -131,7 +173,5 @@ worth_moving(energy_kwh, home_g_per_kwh, region_g_per_kwh, move_g) if {
 }
 
 # METADATA
-# description: The best the home region itself offers among the candidates, else its run-now intensity.
-home_reference(cands, home, run_now_g_per_kwh) := own.mean_g_per_kwh if {
-	own := best([c | some c in cands; c.region == home], home)
-} else := run_now_g_per_kwh
+# description: The windows of the given regions only, as a list.
+only(tagged_by_region, regions) := [w | some r, w in tagged_by_region; r in regions]

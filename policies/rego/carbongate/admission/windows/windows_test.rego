@@ -25,9 +25,9 @@ hour := 3600000000000
 
 window(hours, mean) := {"start_ns": t0 + hours * hour, "mean_g_per_kwh": mean}
 
-cand(region, hours, mean, move) := object.union(window(hours, mean), {"region": region, "move_g": move})
+tag(region, hours, mean, move) := object.union(window(hours, mean), {"region": region, "move_g": move})
 
-# allowed regions
+# ---------------------------------------------------------------- allowed regions
 
 test_without_requested_regions_only_home_is_allowed if {
 	windows.allowed([], "GB", batch, config) == {"GB"}
@@ -58,19 +58,47 @@ test_a_tier_that_may_not_shift_stays_at_home if {
 	windows.allowed(["DE"], "GB", production, config) == {"GB"}
 }
 
-# candidates
+# ---------------------------------------------------------------- windows of one region
 
-test_candidates_stop_at_the_latest_start_and_carry_their_region if {
-	plan := {"GB": {"move_g": 0, "windows": [window(0, 400), window(1, 300), window(3, 100)]}}
-	windows.candidates(plan, {"GB"}, t0 + 2 * hour) == [cand("GB", 0, 400, 0), cand("GB", 1, 300, 0)]
+test_windows_stop_at_the_latest_start if {
+	windows.within({"windows": [window(0, 400), window(1, 300), window(3, 100)]}, t0 + 2 * hour) == [
+		window(0, 400), window(1, 300),
+	]
 }
 
-test_candidates_skip_malformed_windows_and_default_move_cost if {
-	plan := {"NO": {"windows": [window(0, 40), {"start_ns": "soon", "mean_g_per_kwh": 1}, window(1, null)]}}
-	windows.candidates(plan, {"NO"}, t0 + hour) == [cand("NO", 0, 40, 0)]
+test_malformed_windows_are_skipped if {
+	region := {"windows": [window(0, 40), {"start_ns": "soon", "mean_g_per_kwh": 1}, window(1, null)]}
+	windows.within(region, t0 + hour) == [window(0, 40)]
 }
 
-# run now
+test_lowest_is_the_lowest_mean_ties_to_the_earliest if {
+	windows.lowest([window(0, 400), window(5, 90), window(2, 150)]) == window(5, 90)
+	windows.lowest([window(4, 90), window(2, 90)]) == window(2, 90)
+	not windows.lowest([])
+}
+
+test_earliest_at_most_takes_the_first_clean_enough_window if {
+	ws := [window(0, 300), window(2, 95), window(6, 40)]
+	windows.earliest_at_most(ws, 100) == window(2, 95)
+	not windows.earliest_at_most(ws, 30)
+}
+
+test_region_bests_tag_each_regions_best_window if {
+	plan := {
+		"GB": {"windows": [window(0, 400), window(1, 300)], "move_g": 0},
+		"NO": {"windows": [window(0, 40), window(5, 10)], "move_g": 12.5},
+		"DE": {"windows": []},
+	}
+	windows.region_bests(plan, {"GB", "NO", "DE"}, t0 + 2 * hour) == {
+		"GB": tag("GB", 1, 300, 0),
+		"NO": tag("NO", 0, 40, 12.5),
+	}
+}
+
+test_region_firsts_tag_each_regions_first_clean_window if {
+	plan := {"GB": {"windows": [window(0, 400), window(1, 90), window(2, 50)]}}
+	windows.region_firsts(plan, {"GB"}, t0 + 5 * hour, 100) == {"GB": tag("GB", 1, 90, 0)}
+}
 
 test_running_now_costs_the_window_starting_now if {
 	plan := {"GB": {"now_g_per_kwh": 412, "windows": [window(0, 380), window(1, 200)]}}
@@ -82,25 +110,23 @@ test_running_now_falls_back_to_the_reading_without_a_current_window if {
 	windows.run_now(plan, "GB", t0) == 412
 }
 
-# choosing
+# ---------------------------------------------------------------- choosing between regions
 
-test_best_window_is_the_lowest_mean if {
-	windows.best([cand("GB", 0, 400, 0), cand("GB", 5, 90, 0), cand("GB", 2, 150, 0)], "GB").start_ns == t0 + 5 * hour
+test_best_is_the_lowest_mean if {
+	windows.best([tag("GB", 3, 90, 0), tag("NO", 0, 31, 0)], "GB").region == "NO"
 }
 
 test_equal_means_go_to_the_earliest_start if {
-	windows.best([cand("GB", 4, 90, 0), cand("GB", 2, 90, 0)], "GB").start_ns == t0 + 2 * hour
+	windows.best([tag("GB", 4, 90, 0), tag("DE", 2, 90, 0)], "GB").region == "DE"
 }
 
-test_equal_means_and_starts_go_to_home if {
-	windows.best([cand("DE", 2, 90, 0), cand("GB", 2, 90, 0)], "GB").region == "GB"
-	windows.best([cand("NO", 2, 90, 0), cand("DE", 2, 90, 0)], "GB").region == "DE"
+test_equal_means_and_starts_go_to_home_then_by_name if {
+	windows.best([tag("DE", 2, 90, 0), tag("GB", 2, 90, 0)], "GB").region == "GB"
+	windows.best([tag("NO", 2, 90, 0), tag("DE", 2, 90, 0)], "GB").region == "DE"
 }
 
-test_first_clean_window_is_the_earliest_under_the_limit if {
-	cands := [cand("GB", 0, 300, 0), cand("GB", 2, 95, 0), cand("GB", 6, 40, 0)]
-	windows.first_clean(cands, 100, "GB").start_ns == t0 + 2 * hour
-	not windows.first_clean(cands, 30, "GB")
+test_first_is_the_earliest_start_ties_to_the_lowest_mean if {
+	windows.first([tag("GB", 4, 20, 0), tag("DE", 2, 90, 0), tag("NO", 2, 80, 0)], "GB").region == "NO"
 }
 
 test_away_ranks_home_first if {
@@ -108,7 +134,11 @@ test_away_ranks_home_first if {
 	windows.away("DE", "GB") == 1
 }
 
-# breakeven
+test_only_keeps_the_named_regions if {
+	windows.only({"GB": tag("GB", 0, 1, 0), "NO": tag("NO", 0, 2, 0)}, {"NO"}) == [tag("NO", 0, 2, 0)]
+}
+
+# ---------------------------------------------------------------- breakeven
 
 test_a_cleaner_region_with_nothing_to_move_is_worth_moving_to if {
 	windows.worth_moving(null, 400, 50, 0)
@@ -121,16 +151,13 @@ test_moving_pays_only_when_the_saving_exceeds_the_network_cost if {
 	not windows.worth_moving(null, 400, 50, 10)
 }
 
-test_other_regions_are_choosable_only_past_the_breakeven if {
-	cands := [cand("GB", 0, 400, 0), cand("NO", 0, 30, 500), cand("DE", 0, 200, 10)]
-	choosable := windows.choosable(cands, "GB", 400, 1)
-	{c.region | some c in choosable} == {"GB", "DE"}
+test_other_regions_count_only_past_the_breakeven if {
+	bests := {"GB": tag("GB", 0, 400, 0), "NO": tag("NO", 0, 30, 500), "DE": tag("DE", 0, 200, 10)}
+	windows.counted(bests, "GB", 400, 1) == {"GB", "DE"}
+	windows.counted(bests, "GB", 400, 2) == {"GB", "DE", "NO"}
 }
 
-test_home_reference_is_homes_best_window if {
-	windows.home_reference([cand("GB", 0, 400, 0), cand("GB", 1, 300, 0), cand("NO", 0, 30, 0)], "GB", 410) == 300
-}
-
-test_home_reference_without_home_windows_is_the_run_now_value if {
-	windows.home_reference([cand("NO", 0, 30, 0)], "GB", 410) == 410
+test_move_cost_defaults_to_zero if {
+	windows.move_g({"move_g": null}) == 0
+	windows.move_g({"move_g": 3.5}) == 3.5
 }
