@@ -297,7 +297,7 @@ def content_hash(resource: Mapping[str, Any]) -> str:
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
-    return digest.translate(str.maketrans({"0": "g", "1": "h", "3": "k", "a": "m", "e": "t"}))
+    return digest.translate(str.maketrans("013ae", "ghkmt"))
 
 
 def _apply_hash_suffixes(resources: list[Resource]) -> None:
@@ -327,7 +327,7 @@ def _rewrite_references(
         namespace = resource.get("metadata", {}).get("namespace")
         for spec in _pod_specs(resource):
             for kind, holder, field in _references(spec):
-                key = (kind, namespace, holder.get(field))
+                key = (kind, namespace, str(holder.get(field)))
                 if key in renamed:
                     holder[field] = renamed[key]
 
@@ -676,7 +676,7 @@ def sync_policies(*, rego_dir: Path, kustomization: Path, patch: Path) -> bool:
 # --- output ---------------------------------------------------------------------------------
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
     """Multi-line strings (Rego, JSON, PEM) as literal blocks, as kubectl prints them."""
 
 
@@ -689,7 +689,7 @@ _Dumper.add_representer(str, _string)
 
 
 def _dump(document: Any) -> str:
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+    return str(yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False))
 
 
 def dump_all(resources: Sequence[Resource]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -25,7 +26,7 @@ def serving(ca: authority.Issued, identity: authority.ServiceIdentity) -> author
     return authority.issue_serving(authority=ca, identity=identity, days=30, now=NOW)
 
 
-def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.Extension:
+def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.Extension[Any]:
     return cert.extensions.get_extension_for_class(kind)
 
 

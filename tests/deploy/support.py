@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import shutil
 import sys
@@ -9,7 +10,9 @@ from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
+
+from carbongate import cli as carbongate_cli
 
 REPO = Path(__file__).resolve().parents[2]
 Resource = dict[str, Any]
@@ -62,3 +65,24 @@ def containers(deployment: Resource) -> Iterator[dict[str, Any]]:
 def container(deployment: Resource, name: str) -> dict[str, Any]:
     (found,) = [c for c in containers(deployment) if c["name"] == name]
     return found
+
+
+def entry_packages(deployment: dict[str, Any]) -> set[str]:
+    """The first-party packages a Deployment's containers run, read from their commands."""
+    packages: set[str] = set()
+    for container in containers(deployment):
+        command = [*container.get("command", []), *container.get("args", [])]
+        if command[:2] == ["python", "-m"]:
+            packages.add(command[2].split(".")[0])
+        elif command[:1] == ["carbongate"]:
+            packages.add(_subcommand_package(command[1]))
+    return packages
+
+
+def _subcommand_package(subcommand: str) -> str:
+    """The component that registered ``carbongate <subcommand>`` (webhook for serve)."""
+    parser = carbongate_cli.build_parser()
+    (subparsers,) = [a for a in parser._actions if a.dest == "command"]
+    choices = cast(dict[str, argparse.ArgumentParser], subparsers.choices)
+    handler = choices[subcommand].get_default("handler")
+    return str(handler.__module__).split(".")[0]

@@ -15,30 +15,9 @@ from typing import Any
 
 import pytest
 
-from carbongate import cli as carbongate_cli
 from tests.deploy import kube_calls, support
 
 COMPONENTS = ("carbongate-webhook", "carbongate-deferral", "carbongate-governance")
-
-
-def entry_packages(deployment: dict[str, Any]) -> set[str]:
-    """The first-party packages a Deployment's containers run, read from their commands."""
-    packages: set[str] = set()
-    for container in support.containers(deployment):
-        command = [*container.get("command", []), *container.get("args", [])]
-        if command[:2] == ["python", "-m"]:
-            packages.add(command[2].split(".")[0])
-        elif command[:1] == ["carbongate"]:
-            packages.add(_subcommand_package(command[1]))
-    return packages
-
-
-def _subcommand_package(subcommand: str) -> str:
-    """The component that registered ``carbongate <subcommand>`` (webhook for serve)."""
-    parser = carbongate_cli.build_parser()
-    (subparsers,) = [a for a in parser._actions if a.dest == "command"]
-    handler = subparsers.choices[subcommand].get_default("handler")  # type: ignore[attr-defined]
-    return str(handler.__module__).split(".")[0]
 
 
 def granted(resources: list[dict[str, Any]], *, namespace: str, account: str) -> set[kube_calls.Permission]:
@@ -66,7 +45,7 @@ def _bindings(resources: list[dict[str, Any]], *, namespace: str, account: str) 
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_rbac_rules_equal_the_api_calls_of_the_code(dev: list[dict[str, Any]], component: str) -> None:
     deployment = support.one(dev, "Deployment", component)
-    packages = entry_packages(deployment)
+    packages = support.entry_packages(deployment)
     assert packages, f"{component}: no carbongate code found in its containers"
     needed = kube_calls.permissions(kube_calls.module_closure(support.REPO, sorted(packages)))
     account = support.pod_spec(deployment)["serviceAccountName"]
@@ -79,9 +58,9 @@ def test_rbac_rules_equal_the_api_calls_of_the_code(dev: list[dict[str, Any]], c
 
 
 def test_entry_packages_come_from_the_container_commands(dev: list[dict[str, Any]]) -> None:
-    assert entry_packages(support.one(dev, "Deployment", "carbongate-webhook")) == {
+    assert support.entry_packages(support.one(dev, "Deployment", "carbongate-webhook")) == {
         "webhook", "carbon_feed"}
-    assert entry_packages(support.one(dev, "Deployment", "carbongate-deferral")) == {
+    assert support.entry_packages(support.one(dev, "Deployment", "carbongate-deferral")) == {
         "deferral", "carbon_feed"}
 
 

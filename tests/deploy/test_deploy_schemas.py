@@ -28,7 +28,7 @@ def validate(resource: Mapping[str, Any]) -> None:
     where = f"{resource.get('kind')}/{resource.get('metadata', {}).get('name')}"
     if key in crd_schemas.BY_KIND:
         try:
-            jsonschema.validate(resource, crd_schemas.BY_KIND[key])  # type: ignore[index]
+            jsonschema.validate(resource, crd_schemas.BY_KIND[key])
         except jsonschema.ValidationError as error:
             raise AssertionError(f"{where}: {error.message} at {list(error.absolute_path)}") from error
         return
