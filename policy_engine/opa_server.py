@@ -140,6 +140,7 @@ class OpaServerEngine:
         )
         self._reload_lock = threading.Lock()
         self._version = ""
+        self._digest: str | None = None
         self._pushed: tuple[str, ...] = ()
         self._watcher: watcher.PolicyWatcher | None = None
 
@@ -211,6 +212,7 @@ class OpaServerEngine:
                 metrics.POLICY_RELOADS.labels("error").inc()
                 raise
             self._version = policies.version
+            self._digest = policies.digest
             self._pushed = tuple(sorted(_policy_id(module.path) for module in policies.modules))
         metrics.POLICY_RELOADS.labels("ok").inc()
         return policies.version
@@ -219,7 +221,7 @@ class OpaServerEngine:
         if self._watcher is None:
             self._watcher = watcher.PolicyWatcher(
                 directory=self._policy_dir, reload=self.reload_policies, interval_s=interval_s,
-                loaded=None, stale=self._policies_missing)
+                loaded=self._digest, stale=self._policies_missing)
             self._watcher.start()
 
     def close(self) -> None:
@@ -288,7 +290,8 @@ class OpaServerEngine:
                     self._client.delete_data(slash)
                 else:
                     self._put_data(slash, value)
-            except (errors.PolicyEngineError, client_errors.DeleteDataError, *_TRANSPORT) as error:
+            except (errors.PolicyEngineError, client_errors.DeleteDataError, TypeError,
+                    *_TRANSPORT) as error:
                 log.error("could not restore data.%s on OPA at %s: %s", data_path, self.url, error)
 
     def _change(self, change: _Change) -> None:

@@ -55,6 +55,16 @@ def test_data_that_is_not_json_never_reaches_the_server(
     assert len(opa.seen) == requests_before
 
 
+def test_input_that_is_not_json_is_an_evaluation_error_and_never_sent(
+        server_engine: opa_server.OpaServerEngine, opa: opa_rest_double.OpaRestDouble) -> None:
+    requests_before = len(opa.seen)
+
+    with pytest.raises(errors.PolicyEvaluationError):
+        server_engine.evaluate(DECISION, {"kind": {"a", "set"}})
+
+    assert len(opa.seen) == requests_before
+
+
 def test_ready_needs_a_reachable_server_with_grid_data(
         server_engine: opa_server.OpaServerEngine, opa: opa_rest_double.OpaRestDouble) -> None:
     assert not server_engine.ready
