@@ -1,0 +1,189 @@
+"""The grid a replay runs on: one true intensity series per region, read from trace files.
+
+The truth is what jobs are charged with, whatever forecast a policy saw. It
+comes from the trace files given with ``--grid``; region names are the zone
+ids inside them (``GB``, ``DE``, ``US-CAL-CISO``), or for files that carry no
+zone id, the name of their value column or of the file.
+
+Formats read (every file under ``shared/data/grid`` of the project's data):
+
+- what the feed's trace provider reads (``carbon_feed.traces``): the
+  Electricity Maps data portal (``Zone Id`` and the life-cycle column
+  ``Carbon Intensity gCO₂eq/kWh (LCA)``), the bundled demo traces among
+  them, and ``time,region,g_per_kwh``; read by that module, so the replay
+  and the demo feed see the same numbers;
+- a time column and one value column per region (``time,Caiso_North`` of
+  WattTime's vessim export, ``Time,Carbon Intensity`` of "Let's wait awhile",
+  the 123-zone wide file, EIA-930 ``timestamp,...,avg_CI``), read here.
+
+Rows without a value are skipped: the series holds the previous value over
+the gap, as the snapshot contract says. A file that yields no usable series
+is refused with its name and the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import itertools
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from carbon_feed import traces as feed_traces
+from planner import series as series_mod
+
+TIME_COLUMNS: Final = ("time", "timestamp", "datetime", "datetime_utc_assumed", "datetime (utc)", "date")
+SKIPPED_COLUMNS: Final = ("hour_index",)
+# Columns holding one region's value under a generic name: the region is the file's.
+GENERIC_VALUES: Final = ("carbon intensity", "avg_ci", "value", "g_per_kwh")
+# EIA-930 files carry the generation mix beside the intensity: only avg_CI is one.
+MIX_COLUMNS: Final = frozenset({"WND", "SUN", "WAT", "OIL", "NG", "COL", "NUC", "OTH"})
+
+
+class GridError(ValueError):
+    """A trace file that cannot be replayed; the message names it."""
+
+
+class Trace:
+    """One region's true intensity, and the file it came from.
+
+    A wide file holds many regions (123 in one of ours) while a replay uses
+    a few, so a region's column is parsed on first use, not when the file is read.
+    """
+
+    def __init__(self, *, region: str, path: Path,
+                 read: Callable[[], series_mod.Series]) -> None:
+        self.region = region
+        self.path = path
+        self._read = read
+
+    @functools.cached_property
+    def series(self) -> series_mod.Series:
+        """The whole trace as a planner series (the last point holds for the usual step)."""
+        return self._read()
+
+    @property
+    def start_s(self) -> float:
+        return self.series.index.bounds[0]
+
+    @property
+    def end_s(self) -> float:
+        return self.series.index.bounds[-1]
+
+
+def load(paths: Sequence[Path]) -> dict[str, Trace]:
+    """Every region of every file, in the order given; a region twice is an error."""
+    if not paths:
+        raise GridError("no grid trace given (--grid FILE...)")
+    traces: dict[str, Trace] = {}
+    for path in paths:
+        for trace in read_file(path):
+            if trace.region in traces:
+                raise GridError(f"region {trace.region} is in both {traces[trace.region].path} and {path}")
+            traces[trace.region] = trace
+    return traces
+
+
+def read_file(path: Path) -> list[Trace]:
+    """The regions of one trace file."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = [h.strip() for h in next(reader, [])]
+            if _feed_reads(header):
+                return _feed_traces(path)
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError) as error:
+        raise GridError(f"cannot read grid trace {path}: {error}") from error
+    if len(rows) < 2:
+        raise GridError(f"{path}: fewer than two rows of readings")
+    columns = _wide_columns(header, path)
+    return [Trace(region=region, path=path,
+                  read=functools.partial(_column_series, rows, time, column, path, region))
+            for region, (time, column) in columns.items()]
+
+
+def _feed_reads(header: list[str]) -> bool:
+    names = [h.lower().replace("₂", "2") for h in header]
+    return feed_traces.EM_TIME in names or all(n in names for n in feed_traces.PLAIN)
+
+
+def _feed_traces(path: Path) -> list[Trace]:
+    try:
+        loaded = feed_traces.load(path)
+    except feed_traces.TraceError as error:
+        raise GridError(str(error)) from error
+    return [Trace(region=t.region, path=path, read=functools.partial(_given, t.series)) for t in loaded]
+
+
+def _given(value: series_mod.Series) -> series_mod.Series:
+    return value
+
+
+def _wide_columns(header: list[str], path: Path) -> dict[str, tuple[int, int]]:
+    """region -> (time column, value column) for a file with a time column and value columns."""
+    times = [i for i, h in enumerate(header) if h.lower() in TIME_COLUMNS]
+    if not times:
+        raise GridError(f"{path}: no time column (one of {', '.join(TIME_COLUMNS)}) in {header[:6]}")
+    time = times[0]
+    value_columns = [i for i, h in enumerate(header)
+                     if i not in times and h not in SKIPPED_COLUMNS and h not in MIX_COLUMNS]
+    if not value_columns:
+        raise GridError(f"{path}: no intensity column beside the time")
+    found: dict[str, tuple[int, int]] = {}
+    for i in value_columns:
+        generic = header[i].lower() in GENERIC_VALUES
+        found[_file_region(path) if generic else header[i].strip().upper()] = (time, i)
+    return found
+
+
+def _column_series(rows: list[list[str]], time: int, column: int, path: Path, region: str) -> series_mod.Series:
+    """One column as a series, skipping rows without a value."""
+    pairs: list[tuple[datetime, float]] = []
+    for line, row in enumerate(rows, start=2):
+        if len(row) <= max(time, column):
+            continue
+        value = _value(row[column], path, line)
+        if value is not None:
+            pairs.append((_time(row[time], path, line), value))
+    return _series(path, region, pairs)
+
+
+def _series(path: Path, region: str, pairs: list[tuple[datetime, float]]) -> series_mod.Series:
+    pairs.sort(key=lambda p: p[0])
+    unique = [p for i, p in enumerate(pairs) if i == 0 or p[0] != pairs[i - 1][0]]
+    if len(unique) < 2:
+        raise GridError(f"{path}: region {region} has fewer than two readings")
+    steps = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(unique)]
+    step_s = int(statistics.median(steps))
+    points = tuple(series_mod.Point(start=t, g_per_kwh=v) for t, v in unique)
+    return series_mod.Series(points=points, step_s=step_s)
+
+
+def _time(text: str, path: Path, line: int) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError as error:
+        raise GridError(f"{path}:{line}: {text!r} is not a time") from error
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _value(text: str, path: Path, line: int) -> float | None:
+    if not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise GridError(f"{path}:{line}: intensity {text!r} is not a number") from error
+    if not math.isfinite(value) or value < 0:
+        raise GridError(f"{path}:{line}: intensity {text!r} is not a finite number >= 0")
+    return value
+
+
+def _file_region(path: Path) -> str:
+    """``gb_ci.csv`` -> ``GB``, ``CISO_NG_avgCI_2022.csv`` -> ``CISO``: the name before the first ``_``."""
+    return path.stem.split("_")[0].upper()

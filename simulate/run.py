@@ -1,0 +1,258 @@
+"""One replay: the grid, the jobs, five policies side by side, and what each emitted.
+
+Order of work: read the traces; read or draw the jobs; keep those whose
+whole window (submission to deadline, in every region they may use) lies
+inside the traces; estimate each job's energy once with the governance
+energy model; place the jobs with every policy; charge every placement on
+the true grid. The baselines are arithmetic on arrays; carbongate runs
+through the production paths (:mod:`simulate.replay`), split across worker
+processes when asked (each builds its own engine: an embedded OPA engine
+must not cross a fork).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import multiprocessing
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from carbongate import settings as settings_mod
+from governance import energy
+from policy_engine import errors as engine_errors
+from policy_engine import factory, loader
+from simulate import baselines, forecasts, generate, grid, placements, replay, snapshots
+from simulate import workload as workload_mod
+
+log = logging.getLogger(__name__)
+
+POLICIES: Final = ("run_now", "threshold_30min", "sdk_window", "carbongate", "oracle")
+CONFIG_PATH: Final = "carbongate.config"
+# A policy that reads data.carbongate.grid (or all of data.carbongate) needs every
+# forecast issue published to the engine.
+_READS_GRID = re.compile(r"data\.carbongate(?:\.grid\b|\s*\[|(?![\w.]))")
+
+
+class SimulationError(ValueError):
+    """The replay cannot run as asked; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything a replay is asked to do."""
+
+    grid: tuple[Path, ...]
+    forecast: forecasts.Spec
+    horizon_h: int
+    policy_dir: Path
+    seed: int = 0
+    workload: Path | None = None
+    generate: str | None = None
+    workers: int = 1
+    settings: settings_mod.Settings = dataclasses.field(default_factory=settings_mod.Settings)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One policy's figures, as the JSON output names them."""
+
+    emissions_g: float
+    savings_pct: float
+    oracle_share: float | None
+    mean_delay_h: float
+    p95_delay_h: float
+    deadline_misses: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished replay."""
+
+    options: Options
+    table: placements.Table
+    truths: Mapping[str, Any]
+    placements: Mapping[str, placements.Placements]
+    emissions_g: Mapping[str, np.ndarray]
+    summaries: Mapping[str, Summary]
+    outcomes: tuple[replay.Outcome, ...]
+    skipped: int
+    policy_version: str
+    elapsed_s: float
+
+    @property
+    def deadline_misses(self) -> int:
+        """carbongate's misses: the promise under test (every policy's are in ``summaries``)."""
+        return self.summaries["carbongate"].deadline_misses
+
+
+def simulate(options: Options) -> Result:
+    """Replay the workload under every policy."""
+    started = time.perf_counter()
+    traces = grid.load(options.grid)
+    jobs = _jobs(options, traces)
+    replayable = [j for j in jobs if _fits(j, traces)]
+    if not replayable:
+        raise SimulationError(f"none of the {len(jobs)} jobs fits inside the traces "
+                              "(submission to deadline, in every region it may use)")
+    policy_set = _policies(options.policy_dir)
+    config = _config(policy_set)
+    model = energy.load(options.settings.governance.energy_model_file)
+    table = placements.Table.of(replayable, [
+        model.energy_kwh(workload_mod.kubernetes_job(j), j.duration_s) for j in replayable])
+    needed = sorted({r for j in replayable for r in j.regions})
+    truths = {r: traces[r].series for r in needed}
+    forecast = forecasts.Forecasts(options.forecast, truths=truths, horizon_s=options.horizon_h * 3600,
+                                   seed=options.seed)
+    network = _network(config)
+    placed = {
+        "run_now": placements.run_at_submit(table),
+        "threshold_30min": baselines.threshold_30min(table, truths, config),
+        "sdk_window": baselines.sdk_window(table, forecast),
+        "oracle": baselines.oracle(table, truths, network_kwh_per_gb=network),
+    }
+    outcomes = _carbongate(options, replayable, needed, config, policy_set)
+    placed["carbongate"] = placements.Placements(
+        start_s=np.array([o.start_s for o in outcomes]), region=tuple(o.region for o in outcomes))
+    placed = {name: placed[name] for name in POLICIES}
+    emitted = {name: placements.emissions_g(table, p, truths, network_kwh_per_gb=network) for name, p in placed.items()}
+    return Result(
+        options=options, table=table, truths=truths, placements=placed, emissions_g=emitted,
+        summaries=summarise(table, placed, emitted), outcomes=tuple(outcomes),
+        skipped=len(jobs) - len(replayable), policy_version=policy_set.version,
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def summarise(table: placements.Table, placed: Mapping[str, placements.Placements],
+              emitted: Mapping[str, np.ndarray]) -> dict[str, Summary]:
+    """Each policy's totals against run_now and the oracle."""
+    baseline = float(emitted["run_now"].sum())
+    best_saving = baseline - float(emitted["oracle"].sum())
+    found = {}
+    for name, chosen in placed.items():
+        total = float(emitted[name].sum())
+        delays_h = (chosen.start_s - table.submit_s) / 3600.0
+        finished = chosen.start_s + table.duration_s
+        found[name] = Summary(
+            emissions_g=round(total, 3),
+            savings_pct=round(100.0 * (baseline - total) / baseline, 3) if baseline > 0 else 0.0,
+            oracle_share=round((baseline - total) / best_saving, 4) if best_saving > 1e-9 else None,
+            mean_delay_h=round(float(delays_h.mean()), 3),
+            p95_delay_h=round(float(np.percentile(delays_h, 95)), 3),
+            deadline_misses=int(np.count_nonzero(finished > table.deadline_s + 1e-6)),
+        )
+    return found
+
+
+# -- jobs ---------------------------------------------------------------------------
+
+
+def _jobs(options: Options, traces: Mapping[str, grid.Trace]) -> list[workload_mod.Job]:
+    if (options.workload is None) == (options.generate is None):
+        raise SimulationError("give exactly one of --workload FILE and --generate SPEC")
+    if options.workload is not None:
+        jobs = workload_mod.read_csv(options.workload)
+    else:
+        spec = generate.parse_spec(options.generate or "")
+        regions = spec.regions or tuple(traces)
+        _known(regions, traces, where="--generate regions")
+        span = (max(traces[r].start_s for r in regions), min(traces[r].end_s for r in regions))
+        jobs = generate.generate(spec, seed=options.seed, span_s=span, grid_regions=tuple(traces))
+    for job in jobs:
+        _known(job.regions, traces, where=f"job {job.job_id}")
+    return jobs
+
+
+def _known(regions: Sequence[str], traces: Mapping[str, grid.Trace], *, where: str) -> None:
+    missing = [r for r in regions if r not in traces]
+    if missing:
+        raise SimulationError(f"{where}: no trace for region(s) {', '.join(missing)}; "
+                              f"the traces hold {', '.join(traces)}")
+
+
+def _fits(job: workload_mod.Job, traces: Mapping[str, grid.Trace]) -> bool:
+    return all(traces[r].start_s <= job.submit_s and job.deadline_s <= traces[r].end_s for r in job.regions)
+
+
+# -- policies -----------------------------------------------------------------------
+
+
+def _policies(directory: Path) -> loader.PolicySet:
+    try:
+        return loader.load(directory)
+    except engine_errors.PolicyCompileError as error:
+        raise SimulationError(f"{error}: {'; '.join(str(p) for p in error.problems) if hasattr(error, 'problems') else ''}") from error
+
+
+def _config(policy_set: loader.PolicySet) -> Mapping[str, Any]:
+    for document in policy_set.documents:
+        if document.data_path == CONFIG_PATH:
+            return document.value
+    raise SimulationError(f"{policy_set.directory} has no carbongate/config/data.json (the platform config)")
+
+
+def _network(config: Mapping[str, Any]) -> float:
+    value = config.get("network_kwh_per_gb", 0.0)
+    return float(value) if isinstance(value, int | float) and value >= 0 else 0.0
+
+
+def reads_grid(policy_set: loader.PolicySet) -> bool:
+    """Whether any policy reads data.carbongate.grid (then each forecast issue is published)."""
+    return any(_READS_GRID.search(m.source) for m in policy_set.modules if not m.is_test)
+
+
+def _carbongate(options: Options, jobs: Sequence[workload_mod.Job], regions: Sequence[str],
+                config: Mapping[str, Any], policy_set: loader.PolicySet) -> list[replay.Outcome]:
+    publish = reads_grid(policy_set)
+    if publish:
+        log.warning("the policies in %s read data.carbongate.grid: every forecast issue is published "
+                    "to the engine, which rebuilds it each simulated hour (slow)", options.policy_dir)
+    shards = [list(range(w, len(jobs), options.workers)) for w in range(max(options.workers, 1))]
+    shards = [s for s in shards if s]
+    if len(shards) == 1:
+        return _replay_shard(options, list(jobs), regions, config, publish)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=len(shards), mp_context=context) as pool:
+        futures = [pool.submit(_replay_shard, options, [jobs[i] for i in shard], regions, config, publish)
+                   for shard in shards]
+        results = [f.result() for f in futures]
+    merged: list[replay.Outcome | None] = [None] * len(jobs)
+    for shard, outcomes in zip(shards, results):
+        for i, outcome in zip(shard, outcomes):
+            merged[i] = outcome
+    return [o for o in merged if o is not None]
+
+
+def _replay_shard(options: Options, jobs: list[workload_mod.Job], regions: Sequence[str],
+                  config: Mapping[str, Any], publish: bool) -> list[replay.Outcome]:
+    """carbongate on some jobs, with an engine of this process's own."""
+    traces = grid.load(options.grid)
+    truths = {r: traces[r].series for r in regions}
+    forecast = forecasts.Forecasts(options.forecast, truths=truths, horizon_s=options.horizon_h * 3600,
+                                   seed=options.seed)
+    settings = options.settings
+    engine_settings = dataclasses.replace(settings.engine, kind="embedded", policy_dir=options.policy_dir,
+                                          embedded_pool_size=1)
+    try:
+        engine = factory.build(engine_settings)
+    except engine_errors.PolicyEngineError as error:
+        raise SimulationError(f"the policies in {options.policy_dir} cannot be loaded: {error}") from error
+    try:
+        runner = replay.Replay(
+            engine=engine,
+            publisher=snapshots.Publisher(forecast, window_durations_min=settings.grid.window_durations_min),
+            setup=replay.Setup(settings=settings, config=config, horizon_s=options.horizon_h * 3600,
+                               publish_grid=publish),
+            energy_model=energy.load(settings.governance.energy_model_file),
+        )
+        return runner.run(jobs)
+    finally:
+        engine.close()
