@@ -101,8 +101,9 @@ def review_file(
         decide=lambda document: engine.evaluate("carbongate/admission/decision", document),
         energy_kwh=lambda obj, duration_s: model.energy_kwh(obj, duration_s),
     )
+    version = engine.version
     engine.close()
-    return Outcome(request=request, result=result, now=now, home_region=home, policy_version=engine.version)
+    return Outcome(request=request, result=result, now=now, home_region=home, policy_version=version)
 
 
 def _read_request(path: Path) -> reviews.Request:
