@@ -94,6 +94,7 @@ class Controller:
         self._timers: timers.TimerHeap[workloads.Key] = timers.TimerHeap()
         self._leading = False
         self._next_grid_check: datetime | None = None
+        self.release_lease_on_exit = True
 
     # -- the watcher's sink (called from watch threads) -------------------------
 
@@ -119,7 +120,7 @@ class Controller:
                 log.exception("reconciler step failed; continuing")
                 delay = self._config.retry_s
             self._clock.wait(self._inbox.wake, delay)
-        if self._elector is not None:
+        if self._elector is not None and self.release_lease_on_exit:
             self._elector.release()
 
     def wake(self) -> None:

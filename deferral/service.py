@@ -41,7 +41,9 @@ class Running:
     thread: threading.Thread
     stop_event: threading.Event
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 5.0, *, release_lease: bool = True) -> None:
+        """Stop all threads; ``release_lease=False`` leaves the Lease as a crash would."""
+        self.controller.release_lease_on_exit = release_lease
         self.stop_event.set()
         self.controller.wake()
         for watcher in self.watchers:

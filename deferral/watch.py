@@ -93,6 +93,8 @@ class Watcher:
                 self._metrics.watch_restarts.labels(kind=self.kind, cause="gone").inc()
                 log.info("%s watch expired (410): relisting", self.kind)
             except _RETRIED as error:
+                if self._stop.is_set():
+                    return  # the stream was broken on purpose
                 self._metrics.watch_restarts.labels(kind=self.kind, cause="error").inc()
                 self._metrics.api_errors.labels(operation=f"watch-{self.kind}").inc()
                 log.warning("%s watch failed (%s): retrying in %.1fs", self.kind, error, delay)
@@ -143,13 +145,22 @@ class Watcher:
 
 
 def _shutdown(response: kube.Response) -> None:
-    """Close the stream's socket from another thread, as the client's Watch.stop does."""
+    """Break a blocked read from another thread, as the client's ``Watch.stop`` does.
+
+    The socket is the connection's while it is kept alive; when the server
+    said ``Connection: close`` the connection lets go of it and only the
+    response's file object still holds it.
+    """
     import socket
 
+    connection: Any = getattr(response, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        raw = getattr(getattr(getattr(response, "_fp", None), "fp", None), "raw", None)
+        sock = getattr(raw, "_sock", None)
+    if sock is None:
+        return
     try:
-        connection: Any = getattr(response, "connection", None)
-        sock = getattr(connection, "sock", None)
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
+        sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass

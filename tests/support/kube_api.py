@@ -181,6 +181,7 @@ class FakeKubeApi:
         self.on_request: Callable[[RecordedRequest], None] | None = None
         self._fail_next = 0
         self._fail_code = 500
+        self._fail_matching: list[tuple[str, str, int]] = []
 
     # -- knobs ---------------------------------------------------------------
 
@@ -188,6 +189,12 @@ class FakeKubeApi:
         """Answer the next ``count`` requests with an error Status of ``code``."""
         with self._lock:
             self._fail_next, self._fail_code = count, code
+
+    def fail_matching(self, method: str, path_suffix: str, count: int = 1, *,
+                      code: int = 500) -> None:
+        """Answer the next ``count`` ``method`` requests whose path ends so with ``code``."""
+        with self._lock:
+            self._fail_matching += [(method, path_suffix, code)] * count
 
     def compact(self) -> None:
         """Forget history up to now: watches from an older version get 410 Gone."""
@@ -421,8 +428,13 @@ class FakeKubeApi:
                 return resource
         raise KeyError(f"{obj.get('apiVersion')}/{obj.get('kind')}")
 
-    def take_failure(self) -> ApiError | None:
+    def take_failure(self, method: str = "", path: str = "") -> ApiError | None:
         with self._lock:
+            for index, (wanted, suffix, code) in enumerate(self._fail_matching):
+                if method == wanted and path.endswith(suffix):
+                    del self._fail_matching[index]
+                    return ApiError(code, "InternalError",
+                                    "Internal error occurred: injected by the test double")
             if self._fail_next <= 0:
                 return None
             self._fail_next -= 1
@@ -727,7 +739,7 @@ class _Handler(BaseHTTPRequestHandler):
         if api.latency_s:
             time.sleep(api.latency_s)
         try:
-            failure = api.take_failure()
+            failure = api.take_failure(method, url.path)
             if failure is not None:
                 raise failure
             resource, namespace, name, sub = _route(url.path)
@@ -801,11 +813,10 @@ class _Handler(BaseHTTPRequestHandler):
                 line = json.dumps(event).encode() + b"\n"
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                 self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.write(b"0\r\n\r\n")  # a complete response: the connection stays usable
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
-            pass
-        self.close_connection = True
+            self.close_connection = True
 
 
 class _Server(ThreadingHTTPServer):
