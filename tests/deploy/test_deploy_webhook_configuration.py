@@ -8,13 +8,18 @@ those properties for every overlay.
 from __future__ import annotations
 
 import base64
+import json
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 
 from tests.deploy import support
+from tests.deploy.test_deploy_policies import materialize
 
 EXCLUDED_NAMESPACES = {"kube-system", "carbongate"}
 
@@ -119,3 +124,57 @@ def test_prod_certificate_names_the_service_as_the_api_server_dials_it(
     certificate = support.one(prod, "Certificate", "carbongate-webhook-tls")
     assert "carbongate-webhook.carbongate.svc" in certificate["spec"]["dnsNames"]
     assert "server auth" in certificate["spec"]["usages"]
+
+
+# --- reinvocationPolicy: IfNeeded is safe only if a second call changes nothing -------------
+
+DIRTY_EVENING = "2023-11-17T17:00:00Z"  # GB at 366 gCO2/kWh, a clean night ahead
+
+
+def _decide(obj: dict[str, Any], kind: str, policies: Path, scratch: Path) -> dict[str, Any]:
+    group, resource = ("batch", "jobs") if kind == "Job" else ("", "pods")
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "7d1f0c2a-1111-4a2b-9c3d-4e5f60718293",
+        "kind": {"group": group, "version": "v1", "kind": kind},
+        "resource": {"group": group, "version": "v1", "resource": resource},
+        "name": obj["metadata"]["name"], "namespace": "ml", "operation": "CREATE",
+        "userInfo": {"username": "kubernetes-admin"}, "object": obj, "dryRun": False}}
+    path = scratch / f"review-{kind}.json"
+    path.write_text(json.dumps(review), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "carbongate.cli", "review", str(path), "--json", "--now", DIRTY_EVENING,
+         "--policy-dir", str(policies), "--namespace-label", "carbongate.io/tier=3"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    outcome: dict[str, Any] = json.loads(done.stdout)
+    return outcome
+
+
+POD = {"apiVersion": "v1", "kind": "Pod",
+       "metadata": {"name": "batch-1", "namespace": "ml",
+                    "annotations": {"carbongate.io/max-delay": "12h",
+                                    "carbongate.io/expected-duration": "1h"}},
+       "spec": {"schedulingGates": [{"name": "kueue.x-k8s.io/admission"}],
+                "containers": [{"name": "c", "image": "busybox:1.36"}]}}
+JOB = {"apiVersion": "batch/v1", "kind": "Job",
+       "metadata": {"name": "nightly", "namespace": "ml",
+                    "annotations": {"carbongate.io/max-delay": "12h",
+                                    "carbongate.io/expected-duration": "2h"}},
+       "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                      "containers": [{"name": "c", "image": "busybox:1.36"}]}}}}
+
+
+@pytest.mark.parametrize(("kind", "obj"), [("Pod", POD), ("Job", JOB)])
+def test_reinvoking_the_webhook_on_its_own_result_changes_nothing(
+    dev: list[dict[str, Any]], tmp_path: Path, kind: str, obj: dict[str, Any],
+) -> None:
+    """What the API server does under IfNeeded when a later webhook touched the object."""
+    policies = materialize(dev, "carbongate-webhook", tmp_path / "policies")
+    first = _decide(obj, kind, policies, tmp_path)
+    assert first["decision"]["action"] == "defer" and first["patch"]
+    mutated = jsonpatch.apply_patch(obj, first["patch"])
+    second = _decide(mutated, kind, policies, tmp_path)
+    assert second["patch"] == []
+    if kind == "Pod":
+        gates = [g["name"] for g in mutated["spec"]["schedulingGates"]]
+        assert gates.count("carbongate.io/clean-window") == 1 and "kueue.x-k8s.io/admission" in gates
