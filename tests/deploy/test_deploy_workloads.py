@@ -178,3 +178,17 @@ def test_dev_keeps_the_ledger_on_a_claim_with_a_single_writer(dev: list[dict[str
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert governance["spec"]["replicas"] == 1
     assert governance["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_every_command_starts_code_that_exists(dev: list[dict[str, Any]]) -> None:
+    """`python -m X` needs X/__main__.py; `carbongate SUB` needs a registered subcommand."""
+    for name in DEPLOYMENTS:
+        for container in support.containers(support.one(dev, "Deployment", name)):
+            command = container.get("command") or []
+            if command[:2] == ["python", "-m"]:
+                assert (support.REPO / command[2].replace(".", "/") / "__main__.py").is_file(), command
+            elif command[:1] == ["carbongate"]:
+                assert support.entry_packages({"spec": {"template": {"spec": {
+                    "containers": [container]}}}}), command
+            else:
+                assert container["image"].startswith("openpolicyagent/"), command
