@@ -83,6 +83,9 @@ def options(settings: settings_mod.Settings, *, dev: bool) -> dict[str, Any]:
         "limit_request_line": 8190,
         "accesslog": None,
         "errorlog": "-",
+        # No runtime-management socket: one more way in, a file in $HOME that a
+        # read-only root filesystem refuses, and a path two servers would share.
+        "control_socket_disable": True,
         "on_starting": on_starting,
         "on_exit": on_exit,
         "child_exit": child_exit,
