@@ -11,13 +11,19 @@ file has a ``_test.rego`` beside it.
 A file that does not parse or compile is reported as a failure naming the file
 and line; it is left out and the engine rebuilt without it, so one broken file
 does not hide the results of every other test.
+
+The engine prepares (compiles) every distinct query it is asked, which costs
+far more than evaluating it, so the tests are evaluated together: one query
+reads every test package as a document, where a passing test is ``true`` and a
+failing one is absent or false. Only failing tests are run again one by one,
+for their message and prints; a runtime error in the joint query falls back to
+one query per package, then per test.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +58,7 @@ class Engine(Protocol):
 
     def eval_document(self, path: str, input: Any = None, *, coverage: bool = False) -> Any: ...
 
-    def eval_query(self, query: str, input: Any = None) -> Any: ...
+    def eval_query(self, query: str, input: Any = None, *, coverage: bool = False) -> Any: ...
 
     def close(self) -> None: ...
 
@@ -85,7 +91,6 @@ class Outcome:
     case: TestCase
     status: Literal["pass", "fail", "skip"]
     detail: str = ""
-    duration_s: float = 0.0
     prints: tuple[str, ...] = ()
 
 
@@ -177,14 +182,12 @@ def run(
     engine, loaded, load_problems = load_engine(sources, data, engine_factory=factory)
     problems += load_problems
     reports: list[Any] = []
+    cases = [c for c in discover(sources) if select is None or select(c)]
     try:
-        cases = [c for c in discover(sources) if select is None or select(c)]
-        outcomes = [
-            _run_case(engine, c, coverage=coverage, reports=reports) if c.file in loaded else _not_loaded(c)
-            for c in cases
-        ]
+        outcomes = evaluate(engine, [c for c in cases if c.file in loaded], coverage=coverage, reports=reports)
     finally:
         engine.close()
+    outcomes += [_not_loaded(c) for c in cases if c.file not in loaded]
     merged = _merge_coverage(reports) if coverage else {}
     return TestRun(outcomes=tuple(outcomes), problems=tuple(problems), coverage=merged)
 
@@ -314,25 +317,76 @@ def errors_from_message(message: str, *, kind: ProblemKind, fallback_file: str) 
     return found or [Problem(kind=kind, file=fallback_file, message=message.strip())]
 
 
-def _run_case(engine: Engine, case: TestCase, *, coverage: bool, reports: list[Any]) -> Outcome:
-    if case.todo:
-        return Outcome(case=case, status="skip", detail="todo")
+def evaluate(engine: Engine, cases: list[TestCase], *, coverage: bool, reports: list[Any]) -> list[Outcome]:
+    """Outcomes of the cases, in their order: jointly first, failures again one by one."""
+    packages = sorted({c.package for c in cases if not c.todo})
+    documents = _package_documents(engine, packages, coverage=coverage, reports=reports)
+    outcomes: list[Outcome] = []
+    for case in cases:
+        if case.todo:
+            outcomes.append(Outcome(case=case, status="skip", detail="todo"))
+        elif documents.get(case.package, {}).get(case.rule) is True:
+            outcomes.append(Outcome(case=case, status="pass"))
+        else:
+            outcomes.append(_run_case(engine, case))
+    return outcomes
+
+
+def _package_documents(
+    engine: Engine, packages: list[str], *, coverage: bool, reports: list[Any]
+) -> dict[str, dict[str, Any]]:
+    """Each test package's document (rule name -> value); a package that errors is left out."""
+    engine.print_handler = _discard_print
+    query = "; ".join(f"p{i} := data.{package}" for i, package in enumerate(packages))
+    try:
+        bindings = engine.eval_query(query, None, coverage=coverage) if packages else [{}]
+    except opa_bindings.OpaError:
+        return _one_by_one(engine, packages, coverage=coverage, reports=reports)
+    _keep_coverage(engine, coverage, reports)
+    row = bindings[0] if bindings else {}
+    return {package: _as_document(row.get(f"p{i}")) for i, package in enumerate(packages)}
+
+
+def _one_by_one(
+    engine: Engine, packages: list[str], *, coverage: bool, reports: list[Any]
+) -> dict[str, dict[str, Any]]:
+    documents: dict[str, dict[str, Any]] = {}
+    for package in packages:
+        try:
+            documents[package] = _as_document(engine.eval_document(package, None, coverage=coverage))
+        except opa_bindings.OpaError:
+            continue  # its tests run one by one, each reporting its own error
+        _keep_coverage(engine, coverage, reports)
+    return documents
+
+
+def _run_case(engine: Engine, case: TestCase) -> Outcome:
+    """One test on its own, to say why it failed and show what it printed."""
     prints: list[str] = []
     engine.print_handler = lambda message, _location: prints.append(str(message))
-    started = time.perf_counter()
     try:
-        value = engine.eval_document(case.name[len("data."):], None, coverage=coverage)
+        value = engine.eval_document(case.name[len("data."):], None)
     except opa_bindings.OpaUndefinedError:
-        status, detail = "fail", "undefined: a condition of the test did not hold"
+        return Outcome(case=case, status="fail", detail="undefined: a condition of the test did not hold",
+                       prints=tuple(prints))
     except opa_bindings.OpaError as error:
-        status, detail = "fail", f"error: {error.message}"
-    else:
-        status, detail = ("pass", "") if value is True else ("fail", f"returned {json.dumps(value)}")
-    elapsed = time.perf_counter() - started
+        return Outcome(case=case, status="fail", detail=f"error: {error.message}", prints=tuple(prints))
+    if value is True:
+        return Outcome(case=case, status="pass", prints=tuple(prints))
+    return Outcome(case=case, status="fail", detail=f"returned {json.dumps(value)}", prints=tuple(prints))
+
+
+def _keep_coverage(engine: Engine, coverage: bool, reports: list[Any]) -> None:
     if coverage and engine.last_coverage:
         reports.append(engine.last_coverage)
-    return Outcome(case=case, status=status, detail=detail, duration_s=elapsed,  # type: ignore[arg-type]
-                   prints=tuple(prints))
+
+
+def _as_document(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _discard_print(_message: str, _location: Any) -> None:
+    """Prints of the joint run are dropped: a passing test's prints are noise."""
 
 
 def _not_loaded(case: TestCase) -> Outcome:
