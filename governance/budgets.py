@@ -220,7 +220,7 @@ def publish(doc: BudgetsDocument, sinks: Sequence[BudgetSink],
     for sink in sinks:
         try:
             sink.publish(doc)
-        except Exception as error:  # noqa: BLE001 - any sink failure is logged, counted, survived
+        except Exception as error:  # any sink failure is logged, counted, survived
             log.warning("publishing budgets to %s failed: %s", sink.name, error)
             failed.append(sink.name)
             if on_failure is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import matplotlib
@@ -24,7 +24,7 @@ import matplotlib.dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from governance import report
+from governance import periods, report
 
 INK = "#1f2933"
 MUTED = "#616e7c"
@@ -48,6 +48,8 @@ def mass_unit(grams: float) -> tuple[str, float]:
 
 def format_mass(grams: float) -> str:
     """``652 kg``, ``1.2 t``, ``340 g``: three significant figures at most."""
+    if grams == 0:
+        return "0 g"
     unit, divisor = mass_unit(grams)
     value = grams / divisor
     text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}" if abs(value) >= 10 \
@@ -55,34 +57,61 @@ def format_mass(grams: float) -> str:
     return f"{text} {unit}"
 
 
-def use_against_limit(team: report.TeamReport, period_start: datetime, period_end: datetime,
+def use_against_limit(team: report.TeamReport, period: periods.Period, now: datetime,
                       *, warn_percent: float) -> str:
-    """SVG: the team's cumulative use through the period, with its limit and warning level."""
+    """SVG: the team's cumulative use through the period, its limit, warning level and pace."""
     top = max([team.limit_g or 0.0, team.totals.used_g, 1.0])
     unit, divisor = mass_unit(top)
     with matplotlib.rc_context(_RC):
         figure = Figure(figsize=(6.4, 3.2), layout="constrained")
         axes = figure.add_subplot()
-        times = [_num(period_start)] + [_num(t) for t, _ in team.cumulative]
+        times = [_num(period.start)] + [_num(t) for t, _ in team.cumulative]
         values = [0.0] + [v / divisor for _, v in team.cumulative]
         axes.step(times, values, where="post", color=USE, linewidth=2.2, label="used so far")
         axes.fill_between(times, values, step="post", color=USE, alpha=0.15)
         if team.limit_g is not None:
             _limit_lines(axes, team.limit_g / divisor, warn_percent, unit)
-        if team.cumulative:
-            last_time, last_value = team.cumulative[-1]
-            label = format_mass(last_value) + (f" ({team.percent:.0f} %)" if team.percent
-                                               is not None else "")
-            axes.annotate(label, (_num(last_time), last_value / divisor), xytext=(6, 4),
-                          textcoords="offset points", color=USE, fontweight="bold")
-        axes.set_xlim(_num(period_start), _num(period_end))
-        axes.set_ylim(0, max(top / divisor * 1.15, 1e-9))
+        _pace(axes, team.totals.used_g, period, now, divisor)
+        _latest(axes, team, now, divisor)
+        axes.set_xlim(_num(period.start), _num(period.end))
+        axes.set_ylim(0, top / divisor * 1.25)
         axes.set_ylabel(f"{unit} CO\u2082e")
         axes.set_title(_use_title(team), loc="left", color=INK, fontweight="bold")
         _date_axis(axes)
-        axes.legend(loc="upper left", frameon=False, fontsize=9)
+        axes.legend(loc="upper left", frameon=False, fontsize=8)
         axes.grid(axis="y", color="#e4e7eb")
         return _svg(figure)
+
+
+def _pace(axes: Axes, used_g: float, period: periods.Period, now: datetime,
+          divisor: float) -> None:
+    """A dashed line from today to the period's end at the pace so far (if mid-period)."""
+    if not period.start < now < period.end or used_g <= 0:
+        return
+    projected = used_g * (period.end - period.start) / (now - period.start)
+    axes.plot([_num(now), _num(period.end)], [used_g / divisor, projected / divisor],
+              color=MUTED, linestyle=":", linewidth=1.6,
+              label=f"at this pace: {format_mass(projected)} by {period_last_day(period)}")
+    axes.axvline(_num(now), color="#9aa5b1", linewidth=0.8)
+    axes.annotate("today", (_num(now), 0), xytext=(3, 3), textcoords="offset points",
+                  color=MUTED, fontsize=8)
+
+
+def _latest(axes: Axes, team: report.TeamReport, now: datetime, divisor: float) -> None:
+    """The figure so far, written at the end of the line."""
+    if not team.cumulative:
+        return
+    last_time, last_value = team.cumulative[-1]
+    percent = f" ({team.percent:.0f} %)" if team.percent is not None else ""
+    axes.annotate(format_mass(last_value) + percent, (_num(max(last_time, now)),
+                                                      last_value / divisor),
+                  xytext=(4, 5), textcoords="offset points", color=USE, fontweight="bold",
+                  ha="right")
+
+
+def period_last_day(period: periods.Period) -> str:
+    """``30 Nov``: the last day a period covers."""
+    return (period.end - timedelta(seconds=1)).strftime("%-d %b")
 
 
 def _limit_lines(axes: Axes, limit: float, warn_percent: float, unit: str) -> None:
@@ -102,32 +131,49 @@ def _use_title(team: report.TeamReport) -> str:
     return f"{team.totals.name}: emissions against the budget"
 
 
-def savings_per_week(teams: Sequence[report.TeamReport]) -> str:
-    """SVG: grams saved per week, one bar per team, against the counterfactual."""
-    weeks = [start for start, _ in teams[0].weekly_saved] if teams else []
-    largest = max([abs(v) for t in teams for _, v in t.weekly_saved] + [1.0])
+def savings_per_week(teams: Sequence[report.TeamReport], period: periods.Period) -> str:
+    """SVG: grams saved per week, one bar per team that saved, against the counterfactual."""
+    savers = [t for t in teams if any(v for _, v in t.weekly_saved)]
+    weeks = periods.weeks(period)
+    largest = max([abs(v) for t in savers for _, v in t.weekly_saved] + [1.0])
     unit, divisor = mass_unit(largest)
     with matplotlib.rc_context(_RC):
-        figure = Figure(figsize=(6.4, 3.2), layout="constrained")
+        figure = Figure(figsize=(11.0, 3.2), layout="constrained")
         axes = figure.add_subplot()
-        width = 0.8 / max(len(teams), 1)
-        for i, team in enumerate(teams):
-            xs = [w + (i - (len(teams) - 1) / 2) * width for w in range(len(weeks))]
+        width = 0.8 / max(len(savers), 1)
+        for i, team in enumerate(savers):
+            xs = [w + (i - (len(savers) - 1) / 2) * width for w in range(len(weeks))]
             heights = [v / divisor for _, v in team.weekly_saved]
-            axes.bar(xs, heights, width=width * 0.92, label=team.totals.name,
-                     color=TEAM_COLOURS[i % len(TEAM_COLOURS)])
+            bars = axes.bar(xs, heights, width=width * 0.92, label=team.totals.name,
+                            color=TEAM_COLOURS[i % len(TEAM_COLOURS)])
+            axes.bar_label(bars, labels=[_bar_label(v) for _, v in team.weekly_saved],
+                           fontsize=8, color=MUTED, padding=2)
         axes.axhline(0, color="#9aa5b1", linewidth=0.8)
-        axes.set_xticks(range(len(weeks)), [_week_label(w) for w in weeks])
+        axes.set_xticks(range(len(weeks)), [_week_label(s, e) for s, e in weeks])
         axes.set_ylabel(f"{unit} CO\u2082e saved")
+        lowest = min([0.0] + [v / divisor for t in savers for _, v in t.weekly_saved])
+        axes.set_ylim(lowest * 1.25, largest / divisor * 1.25)
         axes.set_title("Carbon saved per week by deferring and shifting", loc="left",
                        color=INK, fontweight="bold")
-        axes.legend(loc="upper left", frameon=False, fontsize=9, ncols=min(len(teams), 4) or 1)
+        if savers:
+            axes.legend(loc="upper right", frameon=False, fontsize=9, ncols=min(len(savers), 6))
+        else:
+            axes.text(0.5, 0.5, "nothing deferred or shifted this period", ha="center",
+                      va="center", transform=axes.transAxes, color=MUTED)
         axes.grid(axis="y", color="#e4e7eb")
         return _svg(figure)
 
 
-def _week_label(start: datetime) -> str:
-    return "week of " + start.strftime("%-d %b")
+def _bar_label(grams: float) -> str:
+    return format_mass(grams) if grams else ""
+
+
+def _week_label(start: datetime, end: datetime) -> str:
+    """``2–8 Nov`` (or ``30 Nov`` for a one-day week)."""
+    last = end - timedelta(seconds=1)
+    if last.date() == start.date():
+        return start.strftime("%-d %b")
+    return f"{start:%-d}–{last:%-d %b}"
 
 
 def _date_axis(axes: Axes) -> None:

@@ -222,7 +222,7 @@ class Collector:
                     version = None
                     continue
                 self._failed(error, stop)
-            except Exception as error:  # noqa: BLE001 - the API, the network, a bad event
+            except Exception as error:  # the API, the network, a bad event
                 self._failed(error, stop)
 
     def _failed(self, error: BaseException, stop: threading.Event) -> None:

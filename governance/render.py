@@ -156,12 +156,12 @@ def to_html(rep: report.Report) -> str:
         _subtitle(rep),
         '<div class="cards">', *(_card(t) for t in rep.teams), "</div>",
         "<h2>Use against each budget</h2>", '<div class="charts">',
-        *(_figure(charts.use_against_limit(t, rep.period.start, rep.period.end,
+        *(_figure(charts.use_against_limit(t, rep.period, rep.generated_at,
                                            warn_percent=rep.warn_percent),
                   _use_caption(t, rep.warn_percent)) for t in rep.teams),
-        "</div>", "<h2>Savings</h2>", '<div class="charts">',
-        _figure(charts.savings_per_week(rep.teams), _SAVINGS_CAPTION),
-        "</div>", "<h2>Details</h2>", _html_table(rep), _note(rep), "</body></html>",
+        "</div>", "<h2>Savings</h2>",
+        _figure(charts.savings_per_week(rep.teams, rep.period), _SAVINGS_CAPTION),
+        "<h2>Details</h2>", _html_table(rep), _note(rep), "</body></html>",
     ]
     return "\n".join(parts) + "\n"
 
@@ -190,9 +190,18 @@ def _card(team: report.TeamReport) -> str:
             f'<div class="big">{charts.format_mass(team.totals.used_g)}</div>'
             f"<div>{html.escape(limit)}</div>"
             f'<div class="bar"><span style="width:{fill:.1f}%;background:{colour}"></span></div>'
-            f"<div>saved {charts.format_mass(team.totals.saved_g)} · "
-            f"{team.totals.runs_deferred} deferred, mean wait "
-            f"{format_delay(team.totals.mean_delay_s)}</div></div>")
+            f"<div>saved {charts.format_mass(team.totals.saved_g)} · {_waits(team.totals)}"
+            "</div></div>")
+
+
+def _waits(totals: report.Totals) -> str:
+    parts = []
+    if totals.runs_deferred:
+        parts.append(f"{totals.runs_deferred} deferred (mean wait "
+                     f"{format_delay(totals.mean_delay_s)})")
+    if totals.runs_shifted:
+        parts.append(f"{totals.runs_shifted} shifted")
+    return ", ".join(parts) or "nothing deferred or shifted"
 
 
 def _figure(svg: str, caption: str) -> str:

@@ -269,7 +269,7 @@ def _publish_loop(service: Governance, *, stop: threading.Event, wake: threading
     while not stop.is_set():
         try:
             service.publish()
-        except Exception:
+        except Exception:  # a failed round (database down) is logged; the next one retries
             log.exception("publishing budgets failed")
         _pause(interval_s, stop=stop, wake=wake)
 

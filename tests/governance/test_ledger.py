@@ -62,7 +62,7 @@ def test_two_processes_starting_at_once_migrate_once(ledger_url: str) -> None:
         engine = ledger.create_engine(ledger_url)
         try:
             results.append(ledger.migrate(engine))
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:  # reported below
             errors.append(error)
         finally:
             engine.dispose()
