@@ -66,37 +66,56 @@ class Lookups(Protocol):
     def node_pool(self, node_name: str) -> str | None: ...
 
 
+class TtlCache:
+    """A small LRU with an age limit: namespaces get relabelled, Jobs get deleted."""
+
+    def __init__(self, *, ttl_s: float, size: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl_s, self._size, self._clock = ttl_s, size, clock
+        self._items: collections.OrderedDict[Any, tuple[float, Any]] = collections.OrderedDict()
+
+    def get(self, key: Any, load: Callable[[], Any]) -> Any:
+        """The cached value, or ``load()`` stored for next time."""
+        now = self._clock()
+        found = self._items.get(key)
+        if found is not None and now - found[0] < self._ttl_s:
+            self._items.move_to_end(key)
+            return found[1]
+        value = load()
+        self._items[key] = (now, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return value
+
+
 class KubeLookups:
     """:class:`Lookups` through the API, cached; any failure means "not known"."""
 
-    def __init__(self, *, core: Any, batch: Any, timeout_s: float = 5.0) -> None:
+    def __init__(self, *, core: Any, batch: Any, timeout_s: float = 5.0,
+                 ttl_s: float = 300.0) -> None:
         self._core, self._batch, self._timeout_s = core, batch, timeout_s
-        self._jobs: dict[tuple[str, str], Mapping[str, Any] | None] = {}
-        self._namespaces: dict[str, Mapping[str, str]] = {}
-        self._nodes: dict[str, str | None] = {}
+        self._jobs = TtlCache(ttl_s=ttl_s)
+        self._namespaces = TtlCache(ttl_s=ttl_s)
+        self._nodes = TtlCache(ttl_s=ttl_s)
 
     def job(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        key = (namespace, name)
-        if key not in self._jobs:
-            self._jobs[key] = self._read(lambda: self._batch.read_namespaced_job(
-                name, namespace, _preload_content=False, _request_timeout=self._timeout_s))
-        return self._jobs[key]
+        found: Mapping[str, Any] | None = self._jobs.get((namespace, name), lambda: self._read(
+            lambda: self._batch.read_namespaced_job(
+                name, namespace, _preload_content=False, _request_timeout=self._timeout_s)))
+        return found
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
-        if namespace not in self._namespaces:
-            found = self._read(lambda: self._core.read_namespace(
-                namespace, _preload_content=False, _request_timeout=self._timeout_s))
-            self._namespaces[namespace] = dict(((found or {}).get("metadata") or {})
-                                               .get("labels") or {})
-        return self._namespaces[namespace]
+        labels: Mapping[str, str] = self._namespaces.get(namespace, lambda: _labels(self._read(
+            lambda: self._core.read_namespace(
+                namespace, _preload_content=False, _request_timeout=self._timeout_s))))
+        return labels
 
     def node_pool(self, node_name: str) -> str | None:
-        if node_name not in self._nodes:
-            found = self._read(lambda: self._core.read_node(
-                node_name, _preload_content=False, _request_timeout=self._timeout_s))
-            labels = ((found or {}).get("metadata") or {}).get("labels") or {}
-            self._nodes[node_name] = pods.pool_from_node_labels(labels)
-        return self._nodes[node_name]
+        pool: str | None = self._nodes.get(node_name, lambda: pods.pool_from_node_labels(
+            _labels(self._read(lambda: self._core.read_node(
+                node_name, _preload_content=False, _request_timeout=self._timeout_s)))))
+        return pool
 
     @staticmethod
     def _read(call: Callable[[], Any]) -> dict[str, Any] | None:
@@ -106,6 +125,10 @@ class KubeLookups:
         except (kube_errors.ApiException, OSError, ValueError) as error:
             log.debug("lookup failed, carrying on without it: %s", error)
             return None
+
+
+def _labels(obj: Mapping[str, Any] | None) -> dict[str, str]:
+    return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
 
 
 @dataclass(frozen=True)
