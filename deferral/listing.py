@@ -60,7 +60,7 @@ def table(rows: Iterable[Row]) -> str:
         r["not_before"] or "-", r["release_by"], r["deadline"] or "-",
         _age(r["waiting_s"])) for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
                      for line in lines)
 
 

@@ -79,7 +79,7 @@ def parse_duration(text: str) -> int:
     match = _DURATION.match(text.strip())
     if not text.strip() or match is None or not any(match.groups()):
         raise ValueError(f"{text!r} is not a duration like 90m, 2h or 1h30m")
-    return int(sum(float(g) * unit for g, unit in zip(match.groups(), _UNIT_SECONDS) if g))
+    return int(sum(float(g) * unit for g, unit in zip(match.groups(), _UNIT_SECONDS, strict=True) if g))
 
 
 def parse_time(text: str) -> datetime:

@@ -57,3 +57,79 @@ def test_suspended_job_is_unsuspended_at_its_planned_window(cluster, release_eng
     eventually(lambda: replica.value("carbongate_deferral_releases_total", kind="Job",
                                      reason="window-open") == 1)
     assert workloads.is_waiting("Job", cluster.kube.api.get("Job", "ml-team", "nightly")) is False
+
+
+def test_a_new_snapshot_under_the_threshold_releases_early_with_the_intensity(
+        cluster, release_engine) -> None:
+    grid_files.publish(cluster.snapshot_path, grid_files.snapshot(START))
+    cluster.kube.api.seed(builders.gated_pod("train", not_before=START + timedelta(hours=12),
+                                             deadline=START + timedelta(hours=24)))
+    replica = cluster.start(engine=release_engine)
+    eventually(lambda: replica.value("carbongate_deferral_gated_workloads", kind="Pod") == 1)
+    evening = START + timedelta(hours=9)  # 21:00, GB at 119 gCO2/kWh
+    cluster.clock.set(evening)
+    grid_files.publish(cluster.snapshot_path, grid_files.snapshot(evening))  # the feed's hourly update
+    eventually(lambda: replica.value("carbongate_deferral_releases_total", kind="Pod",
+                                     reason="clean-now") == 1)
+    released = eventually(lambda: [e for e in _events(cluster, "train") if e["reason"] == "Released"])
+    assert "GB is at 119 gCO2/kWh now, under the tier 3 threshold of 150" in released[0]["message"]
+    assert "intensity 119 gCO2/kWh now, 275 at admission" in released[0]["message"]
+    text = replica.metrics.text()
+    assert 'carbongate_deferral_gate_age_seconds_count{kind="Pod"} 1.0' in text
+
+
+def test_a_new_forecast_moves_the_window_and_the_pod_waits_for_it(cluster, release_engine) -> None:
+    grid_files.publish(cluster.snapshot_path, grid_files.snapshot(START))
+    planned = START + timedelta(hours=8)  # what an older forecast said: 20:00
+    cluster.kube.api.seed(builders.gated_pod("train", not_before=planned,
+                                             deadline=START + timedelta(hours=24)))
+    replica = cluster.start(engine=release_engine)
+    moved = eventually(lambda: cluster.kube.api.get("Pod", "ml-team", "train")["metadata"][
+        "annotations"][workloads.NOT_BEFORE] != workloads.format_time(planned) and cluster.kube.api.get(
+        "Pod", "ml-team", "train")["metadata"]["annotations"][workloads.NOT_BEFORE])
+    new_window = workloads.parse_time(moved)
+    assert new_window > planned
+    replanned = eventually(lambda: [e for e in _events(cluster, "train") if e["reason"] == "Replanned"])
+    assert f"window moved from 2023-11-22T20:00:00Z to {moved}" in replanned[0]["message"]
+    assert replica.value("carbongate_deferral_replans_total") == 1
+
+    cluster.clock.set(planned)  # the old window: nothing happens
+    cluster.clock.advance(0)
+    assert cluster.kube.api.get("Pod", "ml-team", "train")["spec"]["schedulingGates"]
+    cluster.clock.set(new_window)
+    eventually(lambda: not cluster.kube.api.get("Pod", "ml-team", "train")["spec"].get(
+        "schedulingGates"))
+    eventually(lambda: replica.value("carbongate_deferral_releases_total", kind="Pod",
+                                     reason="window-open") == 1)
+    assert replica.value("carbongate_deferral_deadline_misses_total") == 0
+
+
+def test_a_shifted_pod_is_narrowed_to_its_region_when_released(cluster, release_engine) -> None:
+    grid_files.publish(cluster.snapshot_path, grid_files.snapshot(START))
+    cluster.kube.api.seed(builders.gated_pod("moved", not_before=START + timedelta(hours=1),
+                                             deadline=START + timedelta(hours=24), region="NO"))
+    cluster.start(engine=release_engine)
+    cluster.clock.set(START + timedelta(hours=1))
+    eventually(lambda: not cluster.kube.api.get("Pod", "ml-team", "moved")["spec"].get(
+        "schedulingGates"))
+    affinity = cluster.kube.api.get("Pod", "ml-team", "moved")["spec"]["affinity"]
+    terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": "topology.kubernetes.io/region",
+                                            "operator": "In", "values": ["norwayeast"]}]}]
+
+
+def test_release_lag_is_measured_against_the_planned_window(cluster, release_engine) -> None:
+    window = START + timedelta(hours=2)
+    cluster.kube.api.seed(builders.gated_pod("train", not_before=window,
+                                             deadline=START + timedelta(hours=24)))
+    replica = cluster.start(engine=release_engine)
+    eventually(lambda: replica.value("carbongate_deferral_gated_workloads", kind="Pod") == 1)
+    replica.running.stop()  # the controller is away when the window opens...
+    cluster.clock.set(window + timedelta(seconds=45))
+    late = cluster.start(engine=release_engine, identity="replica-b")  # ...and back 45 s later
+    eventually(lambda: late.value("carbongate_deferral_releases_total", kind="Pod",
+                                  reason="window-open") == 1)
+    assert late.value("carbongate_deferral_release_lag_seconds_sum", reason="window-open") == 45
+    assert late.value("carbongate_deferral_release_lag_seconds_bucket", reason="window-open",
+                      le="30.0") == 0

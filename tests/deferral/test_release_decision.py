@@ -1,0 +1,155 @@
+"""Deciding a release: the deadline without anything else, then the policy, then fallbacks."""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from deferral import grid, release, workloads
+from deferral import metrics as metrics_mod
+from policy_engine import embedded, opa_server
+from policy_engine import engine as engine_mod
+from tests.deferral import builders, grid_files
+from tests.deferral.conftest import START
+
+DEADLINE = START + timedelta(hours=24)  # release_by = START + 22h (2h jobs)
+
+
+def _deferred(not_before: datetime | None, **notes) -> workloads.Deferred:
+    pod = builders.gated_pod("p", not_before=not_before, deadline=DEADLINE, **notes)
+    found = workloads.read("Pod", pod, default_duration_s=3600, seen_at=START)
+    assert found is not None
+    return found
+
+
+def _grid(tmp_path: Path, at: datetime, metrics: metrics_mod.Metrics) -> grid.GridView:
+    path = tmp_path / "grid.json"
+    grid_files.publish(path, grid_files.snapshot(at))
+    view = grid.GridView(path=path, metrics=metrics,
+                         defaults=grid.PlanningDefaults(home_region="GB", step_s=900))
+    assert view.refresh()
+    return view
+
+
+@pytest.fixture
+def down_engine(release_policy_dir: Path) -> opa_server.OpaServerEngine:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return opa_server.OpaServerEngine(url=f"http://127.0.0.1:{port}",
+                                      policy_dir=release_policy_dir, timeout_s=0.2)
+
+
+def _policy_engine(tmp_path: Path, source: str) -> embedded.EmbeddedEngine:
+    (tmp_path / "carbongate" / "release").mkdir(parents=True)
+    (tmp_path / "carbongate" / "release" / "release.rego").write_text(source)
+    return embedded.EmbeddedEngine(policy_dir=tmp_path, pool_size=1,
+                                   entry_points=(engine_mod.RELEASE_DECISION,))
+
+
+def test_the_deadline_path_asks_neither_the_engine_nor_the_grid(down_engine) -> None:
+    metrics = metrics_mod.Metrics()
+    planned: list[bool] = []
+    deferred = _deferred(START + timedelta(hours=23))
+    decision = release.decide(deferred, now=deferred.release_by - timedelta(seconds=30),
+                              plan=lambda: planned.append(True) or {}, engine=down_engine,
+                              metrics=metrics, lead_s=30)
+    assert (decision.release, decision.reason, decision.source) == (True, "deadline", "deadline")
+    assert planned == []
+    assert metrics.value("carbongate_deferral_policy_failures_total", {"kind": "error"}) == 0
+
+
+def test_an_engine_that_is_down_falls_back_on_the_planned_window(down_engine) -> None:
+    metrics = metrics_mod.Metrics()
+    deferred = _deferred(START + timedelta(hours=2))
+    before = release.decide(deferred, now=START, plan=dict, engine=down_engine, metrics=metrics,
+                            lead_s=30)
+    after = release.decide(deferred, now=START + timedelta(hours=2), plan=dict,
+                           engine=down_engine, metrics=metrics, lead_s=30)
+    assert (before.release, before.source) == (False, "fallback")
+    assert (after.release, after.reason, after.source) == (True, "window-open", "fallback")
+    assert metrics.value("carbongate_deferral_policy_failures_total", {"kind": "error"}) == 2
+
+
+def test_an_undefined_decision_is_counted_and_falls_back(tmp_path: Path) -> None:
+    engine = _policy_engine(tmp_path, "package carbongate.release\n\nimport rego.v1\n\n"
+                                      "decision := {} if input.never\n")
+    metrics = metrics_mod.Metrics()
+    try:
+        decision = release.decide(_deferred(START + timedelta(hours=2)), now=START, plan=dict,
+                                  engine=engine, metrics=metrics, lead_s=30)
+    finally:
+        engine.close()
+    assert (decision.release, decision.source) == (False, "fallback")
+    assert metrics.value("carbongate_deferral_policy_failures_total", {"kind": "undefined"}) == 1
+
+
+def test_a_malformed_decision_is_counted_and_falls_back(tmp_path: Path) -> None:
+    engine = _policy_engine(tmp_path, "package carbongate.release\n\nimport rego.v1\n\n"
+                                      'decision := {"release": "yes", "reason": "because"}\n')
+    metrics = metrics_mod.Metrics()
+    try:
+        decision = release.decide(_deferred(START - timedelta(hours=1)), now=START, plan=dict,
+                                  engine=engine, metrics=metrics, lead_s=30)
+    finally:
+        engine.close()
+    assert (decision.release, decision.reason, decision.source) == (True, "window-open", "fallback")
+    assert metrics.value("carbongate_deferral_policy_failures_total", {"kind": "malformed"}) == 1
+
+
+def test_intensity_under_the_tier_threshold_releases_early(tmp_path, release_engine) -> None:
+    at = START + timedelta(hours=9)  # 21:00: GB at 119 gCO2/kWh, tier 3 threshold 150
+    metrics = metrics_mod.Metrics()
+    view = _grid(tmp_path, at, metrics)
+    deferred = _deferred(START + timedelta(hours=12))
+    decision = release.decide(deferred, now=at, plan=lambda: view.plan(deferred, at),
+                              engine=release_engine, metrics=metrics, lead_s=30)
+    assert (decision.release, decision.reason, decision.source) == (True, "clean-now", "policy")
+    assert decision.g_per_kwh == pytest.approx(grid_files.intensity("GB", at))
+    assert "under the tier 3 threshold of 150" in decision.message
+
+
+def test_a_new_forecast_with_a_cleaner_window_moves_not_before(tmp_path, release_engine) -> None:
+    planned = START + timedelta(hours=8)  # 20:00, as an older forecast had it
+    deferred = _deferred(planned)
+    metrics = metrics_mod.Metrics()
+    view = _grid(tmp_path, START, metrics)
+    decision = release.decide(deferred, now=START, plan=lambda: view.plan(deferred, START),
+                              engine=release_engine, metrics=metrics, lead_s=30)
+    starts = [START + timedelta(hours=h) for h in range(0, 23)]  # hourly, up to release_by
+
+    def mean(start: datetime) -> float:
+        return (grid_files.intensity("GB", start)
+                + grid_files.intensity("GB", start + timedelta(hours=1))) / 2
+
+    best = min(starts, key=lambda s: (mean(s), s))
+    assert mean(best) < mean(planned)
+    assert (decision.release, decision.reason) == (False, "waiting")
+    assert decision.not_before == best
+
+
+def test_a_shifted_workload_is_released_with_its_region_affinity(tmp_path, release_engine) -> None:
+    metrics = metrics_mod.Metrics()
+    view = _grid(tmp_path, START, metrics)
+    deferred = _deferred(START, region="NO")
+    decision = release.decide(deferred, now=START, plan=lambda: view.plan(deferred, START),
+                              engine=release_engine, metrics=metrics, lead_s=30)
+    assert decision.release and decision.region == "NO"
+    assert decision.node_affinity == release.NodeAffinity("topology.kubernetes.io/region",
+                                                          ("norwayeast",))
+
+
+def test_release_input_follows_the_contract() -> None:
+    deferred = _deferred(START + timedelta(hours=2))
+    document = release.release_input(deferred, now=START, plan={"home_region": "GB"})
+    assert document["now"] == "2023-11-22T12:00:00Z"
+    assert document["now_ns"] == int(START.timestamp()) * 10**9
+    assert document["workload"]["release_by_ns"] == int(
+        (DEADLINE - timedelta(hours=2)).timestamp()) * 10**9
+    assert document["workload"]["not_before"] == "2023-11-22T14:00:00Z"
+    assert set(document["workload"]) == {
+        "kind", "namespace", "name", "tier", "annotations", "not_before", "not_before_ns",
+        "deadline", "deadline_ns", "expected_duration_s", "release_by_ns"}
