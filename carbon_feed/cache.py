@@ -74,11 +74,6 @@ class PollGate:
             state = self._state.get(key)
         return state is None or now >= state.next_poll
 
-    def next_poll(self, key: Key) -> datetime | None:
-        with self._lock:
-            state = self._state.get(key)
-        return None if state is None else state.next_poll
-
     def succeeded(self, key: Key, *, now: datetime) -> None:
         with self._lock:
             self._state[key] = _GateState(next_poll=now + timedelta(seconds=self.ttl_s))
@@ -111,10 +106,6 @@ class LastKnownGood:
     def get(self, region: str) -> model.Reading | None:
         with self._lock:
             return self._readings.get(region)
-
-    def all(self) -> Mapping[str, model.Reading]:
-        with self._lock:
-            return dict(self._readings)
 
     def put(self, reading: model.Reading) -> None:
         """Keep ``reading`` unless an equally new one is already kept; write through to disk."""

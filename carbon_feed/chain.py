@@ -85,6 +85,11 @@ class RegionChain:
         except errors.ProviderError as error:
             self._failed(provider.name, key, error, now=now)
             return None
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+            # A shape the provider's parser did not foresee: its answer, not the feed, is broken.
+            unforeseen = errors.MalformedResponse(f"{provider.name}: unexpected answer ({error!r})")
+            self._failed(provider.name, key, unforeseen, now=now)
+            return None
         self._parts.metrics.fetches.labels(provider.name, "ok").inc()
         self._parts.gate.succeeded(key, now=now)
         self._parts.readings.put(key, reading, now=now)

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from carbon_feed import model
-from planner import series, windows
 from planner import snapshot as contract
+from planner import windows
 
 LAST_KNOWN_GOOD = "last-known-good:"
 
@@ -86,23 +86,6 @@ def snapshot(regions: Mapping[str, contract.RegionDoc], *, now: datetime) -> con
     """The whole document, ``data.carbongate.grid``."""
     return {"schema": contract.SCHEMA_VERSION, "generated_at": contract.format_time(now),
             "regions": dict(regions)}
-
-
-def reading_from_region(document: contract.RegionDoc) -> model.Reading:
-    """A published region back into a reading (for ``grid show`` and ``grid plot``)."""
-    source_name = str(document["source"]).removeprefix(LAST_KNOWN_GOOD)
-    value = document.get("g_per_kwh")
-    return model.Reading(
-        region=str(document.get("region", "")), signal=document["signal"], source=source_name,
-        observed_at=contract.parse_time(document["observed_at"]),
-        fetched_at=contract.parse_time(document.get("fetched_at", document["observed_at"])),
-        g_per_kwh=None if value is None else float(value),
-        index_percent=document.get("index_percent"),
-        emission_factor=document.get("emission_factor"),  # type: ignore[arg-type]
-        forecast=tuple(series.Point(start=contract.parse_time(p["start"]), g_per_kwh=float(p["g_per_kwh"]))
-                       for p in document["forecast"]),
-        forecast_step_s=int(document["forecast_step_s"]),
-    )
 
 
 def next_window(document: contract.RegionDoc, *, now: datetime, minutes: int) -> contract.WindowDoc | None:

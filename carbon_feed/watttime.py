@@ -64,7 +64,6 @@ class WattTimeSource:
         self._token: config.Secret | None = None
         self._token_expires: datetime | None = None
         self._lock = threading.Lock()
-        self.logins = 0  # how many tokens were fetched (tests and debugging)
 
     @property
     def name(self) -> str:
@@ -176,7 +175,6 @@ class WattTimeSource:
         with self._lock:
             self._token = config.Secret(token)
             self._token_expires = now + timedelta(seconds=TOKEN_LIFETIME_S)
-            self.logins += 1
             return self._token
 
 
@@ -202,8 +200,8 @@ def _points(body: Any) -> list[tuple[datetime, float]]:
     if not isinstance(data, list):
         raise errors.MalformedResponse(f"{SOURCE}: 'data' is not a list")
     if data and isinstance(data[0], Mapping) and "forecast" in data[0]:
-        newest = max(data, key=lambda b: source.instant(b.get("generated_at"), provider=SOURCE,
-                                                         what="generated_at"))
+        newest = max(data, key=lambda b: source.instant(source.field(b, "generated_at", provider=SOURCE),
+                                                         provider=SOURCE, what="generated_at"))
         data = newest["forecast"]
         if not isinstance(data, list):
             raise errors.MalformedResponse(f"{SOURCE}: 'forecast' is not a list")

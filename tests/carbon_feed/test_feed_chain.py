@@ -13,14 +13,14 @@ import logging
 import socket
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from carbon_feed import chain, clock, config, electricitymaps, errors, metrics, traces, watttime
+from carbon_feed import chain, clock, config, electricitymaps, errors, metrics, model, traces, watttime
 from tests.carbon_feed.helpers import EXAMPLES, at, make_parts, recorded, sample
 
 NOW = at("2024-03-01T23:10:00Z")
@@ -291,3 +291,24 @@ def test_a_provider_nobody_answers_for_falls_back_as_unreachable(
     assert resolved is not None and resolved.source_label == "trace"
     assert sample(feed_metrics, "carbongate_feed_fetch_errors_total", provider="electricitymaps",
                   kind="unreachable") == 1
+
+
+class BrokenProvider:
+    """A provider whose parser trips over an answer it did not foresee (a plugin bug)."""
+
+    name = "broken"
+
+    def regions(self) -> frozenset[str]:
+        return frozenset({"DE"})
+
+    def fetch(self, region: str, *, now: datetime) -> model.Reading:
+        return {"carbonIntensity": 1}["datetime"]  # type: ignore[return-value]
+
+
+def test_a_provider_bug_is_a_malformed_answer_not_a_dead_feed(
+    fallback: traces.TraceSource, parts: chain.ChainParts, feed_metrics: metrics.FeedMetrics
+) -> None:
+    resolved = chain.RegionChain(region="DE", sources=[BrokenProvider(), fallback], parts=parts).resolve(now=NOW)
+
+    assert resolved is not None and resolved.source_label == "trace"
+    assert sample(feed_metrics, "carbongate_feed_fetch_errors_total", provider="broken", kind="malformed") == 1

@@ -17,7 +17,9 @@ FORECAST_DE = "v3_carbon-intensity_forecast_DE_2023-05-02__green-elephpant.json"
 TOKEN = {"auth-token": "em-t0ken"}
 
 
-def source(httpserver: HTTPServer, context: config.BuildContext, **options: Any) -> electricitymaps.ElectricityMapsSource:
+def source(
+    httpserver: HTTPServer, context: config.BuildContext, **options: Any
+) -> electricitymaps.ElectricityMapsSource:
     settings = {"url": httpserver.url_for(""), "token": {"env": "EM_TOKEN"}, **options}
     return electricitymaps.build("electricitymaps", settings, {"DE": "DE", "MISO": "US-MIDW-MISO"}, context)
 

@@ -139,7 +139,9 @@ def test_an_opa_server_that_is_down_is_counted_and_the_file_still_written(
     assert (tmp_path / "grid.json").exists()
 
 
-def test_an_opa_server_error_is_a_publish_error(opa: opa_rest_double.OpaRestDouble, grid: contract.GridSnapshot) -> None:
+def test_an_opa_server_error_is_a_publish_error(
+    opa: opa_rest_double.OpaRestDouble, grid: contract.GridSnapshot
+) -> None:
     opa.fault = "error500"
 
     with pytest.raises(publisher.PublishError, match="answered 500"):

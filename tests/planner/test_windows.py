@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import csv
 import functools
+import itertools
 import statistics
 import time
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ def _segments(s: series.Series) -> tuple[tuple[int, int, Fraction], ...]:
     """Each point as (start, end, value): whole epoch seconds and the exact value."""
     starts = [int(p.start.timestamp()) for p in s.points]
     ends = starts[1:] + [starts[-1] + s.step_s]
-    return tuple((b, e, Fraction(p.g_per_kwh)) for b, e, p in zip(starts, ends, s.points))
+    return tuple((b, e, Fraction(p.g_per_kwh)) for b, e, p in zip(starts, ends, s.points, strict=True))
 
 
 def brute_mean(s: series.Series, start: datetime, duration_s: int) -> Fraction | None:
@@ -128,7 +129,7 @@ def trace(request: pytest.FixtureRequest) -> series.Series:
 
 def test_real_traces_are_the_shapes_the_tests_claim(trace: series.Series) -> None:
     steps = {
-        int((b.start - a.start).total_seconds()) for a, b in zip(trace.points, trace.points[1:])
+        int((b.start - a.start).total_seconds()) for a, b in itertools.pairwise(trace.points)
     }
     assert len(trace.points) > 160
     assert steps <= {900, 1800, 3600}
@@ -366,7 +367,7 @@ def random_series(draw: st.DrawFn) -> series.Series:
     step_min = draw(st.integers(min_value=1, max_value=120))
     start = datetime(2026, 3, 29, tzinfo=UTC)
     points: list[series.Point] = []
-    for gap, value in zip(gaps, values):
+    for gap, value in zip(gaps, values, strict=True):
         points.append(series.Point(start=start, g_per_kwh=float(value)))
         start += timedelta(minutes=gap)
     return series.Series(points=tuple(points), step_s=step_min * 60)
