@@ -2,11 +2,12 @@
 
 ``opa test`` is a separate binary that may not be on a platform team's machine
 and would test the policies on another engine than the one that decides. This
-runner loads the policy directory exactly as production does (every ``.rego``
-plus every ``data.json``, mapped by directory) into one ``OpaEngine``, finds
-the tests by reading package and rule names, evaluates each one and keeps the
-coverage the engine reports. It also enforces the house rule that every policy
-file has a ``_test.rego`` beside it.
+runner reads the policy directory with the production loader
+(:mod:`policy_engine.loader`: every ``.rego`` plus every ``data.json`` mounted
+by directory, ``carbongate/config/data.json`` -> ``data.carbongate.config``)
+into one ``OpaEngine``, finds the tests by reading package and rule names,
+evaluates them and keeps the coverage the engine reports. It also enforces the
+house rule that every policy file has a ``_test.rego`` beside it.
 
 A file that does not parse or compile is reported as a failure naming the file
 and line; it is left out and the engine rebuilt without it, so one broken file
@@ -31,8 +32,10 @@ from typing import Any, Literal, Protocol
 
 import opa_bindings
 
-TEST_SUFFIX = "_test.rego"
-DATA_FILE = "data.json"
+from policy_engine import errors, loader
+
+TEST_SUFFIX = loader.TEST_SUFFIX
+DATA_FILE = loader.DATA_FILE
 MAX_REBUILDS = 50
 
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
@@ -40,10 +43,12 @@ _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _TEST_RULE = re.compile(r"^(todo_)?(test_\w+)\b(?!\s*\()", re.MULTILINE)
 # Errors as the engine prints them: `path/file.rego:12: rego_type_error: what`, several
 # per message, each possibly followed by indented detail lines.
-_ERROR_LOCATION = re.compile(r"(?P<file>[^\s:]+\.rego):(?P<line>\d+):\s*(?P<what>rego_\w+:.*?)(?=\s*[^\s:]+\.rego:\d+:|\Z)",
-                             re.DOTALL)
+_ERROR_LOCATION = re.compile(
+    r"(?P<file>[^\s:]+\.rego):(?P<line>\d+):\s*(?P<what>rego_\w+:.*?)(?=\s*[^\s:]+\.rego:\d+:|\Z)",
+    re.DOTALL,
+)
 
-ProblemKind = Literal["parse", "compile", "data", "untested"]
+ProblemKind = Literal["load", "parse", "compile", "data", "untested"]
 
 
 class Engine(Protocol):
@@ -69,6 +74,8 @@ EngineFactory = Callable[[], Engine]
 @dataclass(frozen=True)
 class TestCase:
     """One test rule found in a ``_test`` package."""
+
+    __test__ = False  # a value, not a pytest class
 
     package: str
     rule: str
@@ -126,6 +133,8 @@ class FileCoverage:
 class TestRun:
     """The result of a run: outcomes, directory problems and (optionally) coverage."""
 
+    __test__ = False  # a value, not a pytest class
+
     outcomes: tuple[Outcome, ...]
     problems: tuple[Problem, ...]
     coverage: Mapping[str, FileCoverage] = field(default_factory=dict)
@@ -158,14 +167,6 @@ class TestRun:
         return 100.0 if total == 0 else 100.0 * covered / total
 
 
-@dataclass(frozen=True)
-class PolicySource:
-    """One ``.rego`` file as the engine sees it: its path relative to the policy dir."""
-
-    name: str
-    text: str
-
-
 def run(
     policy_dir: Path,
     *,
@@ -175,10 +176,13 @@ def run(
 ) -> TestRun:
     """Run every Rego test under ``policy_dir`` on a fresh embedded engine."""
     factory: EngineFactory = engine_factory or _default_engine
-    sources, problems = read_policies(policy_dir)
-    data, data_problems = read_data(policy_dir)
-    problems += data_problems
-    problems += untested_policies(sources)
+    try:
+        policy_set = loader.load(policy_dir, include_tests=True)
+    except errors.PolicyLoadError as error:
+        return TestRun(outcomes=(), problems=_load_problems(error))
+    sources = list(policy_set.modules)
+    problems = untested_policies(sources)
+    data = {document.data_path: document.value for document in policy_set.documents}
     engine, loaded, load_problems = load_engine(sources, data, engine_factory=factory)
     problems += load_problems
     reports: list[Any] = []
@@ -192,36 +196,9 @@ def run(
     return TestRun(outcomes=tuple(outcomes), problems=tuple(problems), coverage=merged)
 
 
-def read_policies(policy_dir: Path) -> tuple[list[PolicySource], list[Problem]]:
-    """Every ``.rego`` file under the directory, named relative to it, in a stable order."""
-    sources: list[PolicySource] = []
-    problems: list[Problem] = []
-    for path in sorted(policy_dir.rglob("*.rego")):
-        name = path.relative_to(policy_dir).as_posix()
-        try:
-            sources.append(PolicySource(name=name, text=path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as error:
-            problems.append(Problem(kind="parse", file=name, message=f"cannot read: {error}"))
-    return sources, problems
-
-
-def read_data(policy_dir: Path) -> tuple[dict[str, Any], list[Problem]]:
-    """Every ``data.json``, keyed by its directory as a dotted path (``carbongate.config``)."""
-    documents: dict[str, Any] = {}
-    problems: list[Problem] = []
-    for path in sorted(policy_dir.rglob(DATA_FILE)):
-        name = path.relative_to(policy_dir).as_posix()
-        try:
-            documents[".".join(path.parent.relative_to(policy_dir).parts)] = json.loads(
-                path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as error:
-            problems.append(Problem(kind="data", file=name, message=f"not valid JSON: {error}"))
-    return documents, problems
-
-
-def untested_policies(sources: Iterable[PolicySource]) -> list[Problem]:
+def untested_policies(sources: Iterable[loader.RegoModule]) -> list[Problem]:
     """Policy files with no ``<name>_test.rego`` beside them."""
-    names = {s.name for s in sources}
+    names = {s.path for s in sources}
     return [
         Problem(kind="untested", file=name, message=f"no {Path(name).stem}{TEST_SUFFIX} beside it")
         for name in sorted(names)
@@ -229,27 +206,27 @@ def untested_policies(sources: Iterable[PolicySource]) -> list[Problem]:
     ]
 
 
-def discover(sources: Iterable[PolicySource]) -> list[TestCase]:
+def discover(sources: Iterable[loader.RegoModule]) -> list[TestCase]:
     """Test rules (``test_*``, ``todo_test_*``) of packages whose name ends in ``_test``."""
     cases: list[TestCase] = []
     for source in sources:
-        package = _PACKAGE.search(source.text)
+        package = _PACKAGE.search(source.source)
         if package is None or not package.group(1).endswith("_test"):
             continue
         seen: set[str] = set()
-        for match in _TEST_RULE.finditer(source.text):
+        for match in _TEST_RULE.finditer(source.source):
             rule = (match.group(1) or "") + match.group(2)
             if rule in seen:  # a test written as several rule bodies is one test
                 continue
             seen.add(rule)
-            line = source.text.count("\n", 0, match.start()) + 1
-            cases.append(TestCase(package=package.group(1), rule=rule, file=source.name,
+            line = source.source.count("\n", 0, match.start()) + 1
+            cases.append(TestCase(package=package.group(1), rule=rule, file=source.path,
                                   line=line, todo=bool(match.group(1))))
     return cases
 
 
 def load_engine(
-    sources: list[PolicySource],
+    sources: list[loader.RegoModule],
     data: Mapping[str, Any],
     *,
     engine_factory: EngineFactory,
@@ -264,17 +241,17 @@ def load_engine(
     problems: list[Problem] = []
     for _ in range(MAX_REBUILDS):
         engine = engine_factory()
-        kept = [s for s in sources if s.name not in excluded]
+        kept = [s for s in sources if s.path not in excluded]
         found = _add_all(engine, kept, data) or _compile_problems(engine)
         if not found:
-            return engine, {s.name for s in kept}, problems
+            return engine, {s.path for s in kept}, problems
         engine.close()
         problems += found
         excluded |= _files_to_drop(found, kept)
     raise RuntimeError(f"policies still do not compile after dropping {len(excluded)} files")
 
 
-def _add_all(engine: Engine, sources: list[PolicySource], data: Mapping[str, Any]) -> list[Problem]:
+def _add_all(engine: Engine, sources: list[loader.RegoModule], data: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for path, value in data.items():
         try:
@@ -284,9 +261,9 @@ def _add_all(engine: Engine, sources: list[PolicySource], data: Mapping[str, Any
                                     message=error.message))
     for source in sources:
         try:
-            engine.add_policy(source.name, source.text)
+            engine.add_policy(source.path, source.source)
         except opa_bindings.OpaError as error:
-            problems += errors_from_message(error.message, kind="parse", fallback_file=source.name)
+            problems += errors_from_message(error.message, kind="parse", fallback_file=source.path)
     return problems
 
 
@@ -299,8 +276,8 @@ def _compile_problems(engine: Engine) -> list[Problem]:
     return []
 
 
-def _files_to_drop(problems: list[Problem], kept: list[PolicySource]) -> set[str]:
-    names = {s.name for s in kept}
+def _files_to_drop(problems: list[Problem], kept: list[loader.RegoModule]) -> set[str]:
+    names = {s.path for s in kept}
     named = {p.file for p in problems if p.file in names}
     # Data conflicts and errors without a location: drop nothing we could name,
     # so stop by dropping everything (each test then reports "not loaded").
@@ -389,8 +366,13 @@ def _discard_print(_message: str, _location: Any) -> None:
     """Prints of the joint run are dropped: a passing test's prints are noise."""
 
 
+def _load_problems(error: errors.PolicyLoadError) -> tuple[Problem, ...]:
+    found = tuple(Problem(kind="load", file=p.file, line=p.line, message=p.message) for p in error.problems)
+    return found or (Problem(kind="load", file="", message=error.summary),)
+
+
 def _not_loaded(case: TestCase) -> Outcome:
-    return Outcome(case=case, status="fail", detail=f"not run: {case.file} does not compile")
+    return Outcome(case=case, status="fail", detail=f"not run: {case.file} was left out (see its errors)")
 
 
 def _merge_coverage(reports: Iterable[Any]) -> dict[str, FileCoverage]:

@@ -1,0 +1,1 @@
+"""Tests of the Rego policies (through the Rego test runner) and of the runner itself."""
