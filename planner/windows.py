@@ -62,20 +62,20 @@ def best_window(
     first, last = earliest.timestamp(), latest_start.timestamp()
     if not index.values or duration_s <= 0 or last < first:
         return None
-    best: tuple[float, float] | None = None  # (mean, start)
+    # Boundaries after ``earliest`` that start a window the series covers, all at once.
+    lo = bisect.bisect_right(index.bounds, first)
+    hi = min(bisect.bisect_right(index.bounds, min(last, index.bounds[-1] - duration_s)), len(index.values))
+    begins = index.bounds_array[lo:hi]
+    means = (series.integrals_to(begins + duration_s) - index.integral_array[lo:hi]) / duration_s
     if _fits(series, first, duration_s):
-        best = (_mean(series, first, duration_s), first)
-    stop = index.bounds[-1] - duration_s
-    for position in range(bisect.bisect_right(index.bounds, first), len(index.values)):
-        start = index.bounds[position]
-        if start > last or start > stop:
-            break
-        mean = (series.integral_to(start + duration_s) - index.integral[position]) / duration_s
-        if best is None or _lower(mean, best[0]):
-            best = (mean, start)
-    if best is None:
+        begins = np.concatenate(([first], begins))
+        means = np.concatenate(([_mean(series, first, duration_s)], means))
+    if not len(means):
         return None
-    return _window(best[1], duration_s, best[0], earliest=earliest)
+    lowest = float(means.min())
+    # The earliest start whose mean ties the lowest (within rounding noise of the prefix sums).
+    chosen = int(np.flatnonzero(means <= lowest + TIE_TOLERANCE * max(1.0, abs(lowest)))[0])
+    return _window(float(begins[chosen]), duration_s, float(means[chosen]), earliest=earliest)
 
 
 def candidate_windows(
@@ -125,11 +125,6 @@ def _fits(series: series_mod.Series, begin: float, duration_s: float) -> bool:
 
 def _mean(series: series_mod.Series, begin: float, duration_s: float) -> float:
     return (series.integral_to(begin + duration_s) - series.integral_to(begin)) / duration_s
-
-
-def _lower(mean: float, best: float) -> bool:
-    """Strictly lower beyond rounding noise: equal means keep the earlier window."""
-    return mean < best - TIE_TOLERANCE * max(1.0, abs(best))
 
 
 def _window(begin: float, duration_s: float, mean: float, *, earliest: datetime) -> Window:
