@@ -25,14 +25,20 @@ RUN /opt/carbongate/bin/pip install --ignore-requires-python opa-golib-python-bi
 # The demo grid traces the feed replays when no providers file is configured
 # (the dev overlay): carbongate.settings.DEMO_GRID_DIR is examples/grid next
 # to the installed packages.
-RUN cp -r examples/grid "$(/opt/carbongate/bin/python -c 'import carbongate.settings as s; print(s.DEMO_GRID_DIR)')" \
- && /opt/carbongate/bin/python -c 'import carbongate.settings as s; assert sorted(s.DEMO_GRID_DIR.glob("*.csv"))'
+RUN target="$(/opt/carbongate/bin/python -P -c 'import carbongate.settings as s; print(s.DEMO_GRID_DIR)')" \
+ && mkdir -p "$(dirname "$target")" \
+ && cp -r examples/grid "$target" \
+ && /opt/carbongate/bin/python -P -c 'import carbongate.settings as s; assert sorted(s.DEMO_GRID_DIR.glob("*.csv"))'
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="carbongate" \
       org.opencontainers.image.description="Carbon-aware admission controller for Kubernetes" \
       org.opencontainers.image.licenses="Apache-2.0"
+# HOME on /tmp: the root filesystem is read-only in the cluster (/tmp is an
+# emptyDir there), and libraries put per-user files under HOME (gunicorn's
+# control socket in ~/.gunicorn, matplotlib's cache in ~/.config).
 ENV PATH=/opt/carbongate/bin:$PATH \
+    HOME=/tmp \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY --from=build /opt/carbongate /opt/carbongate

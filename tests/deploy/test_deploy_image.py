@@ -66,7 +66,7 @@ def test_the_image_builds_and_runs_as_non_root() -> None:
     build = subprocess.run(["docker", "build", "-t", IMAGE_TAG, str(support.REPO)],
                            capture_output=True, text=True, timeout=1800, check=False)
     assert build.returncode == 0, build.stderr[-4000:]
-    run = subprocess.run(["docker", "run", "--rm", "--read-only", IMAGE_TAG, "sh", "-c",
+    run = subprocess.run(["docker", "run", "--rm", "--read-only", "--tmpfs", "/tmp", IMAGE_TAG, "sh", "-c",
                           "id -u && carbongate certs --help > /dev/null"],
                          capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr
@@ -102,6 +102,12 @@ def test_the_project_goes_in_as_a_wheel_with_the_embedded_opa_engine_of_the_make
     makefile = (support.REPO / "Makefile").read_text(encoding="utf-8")
     (pinned,) = set(re.findall(r"opa-golib-python-bindings==[\w.]+", makefile))
     assert f"--ignore-requires-python {pinned}" in runs
+
+
+def test_home_is_writable_under_a_read_only_root() -> None:
+    """gunicorn (control socket) and matplotlib (cache) write under HOME."""
+    env = " ".join(a for k, a in _final_stage() if k == "ENV")
+    assert re.search(r"\bHOME=/tmp\b", env)
 
 
 def test_the_final_stage_copies_only_the_virtualenv() -> None:
