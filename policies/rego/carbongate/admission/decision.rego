@@ -6,10 +6,11 @@
 #   under "OPA input" there. Only this package reads input and data; the
 #   packages it imports are functions of the facts it hands them.
 #
-#   Order of questions: is this a Pod or Job CREATE; is it exempt; can the
-#   home region's grid data be trusted; what does the team's budget demand; is
-#   now already clean; is any allowed window enough cleaner than running now;
-#   then run now elsewhere (shift) or later (defer, perhaps elsewhere).
+#   Order of questions: is this a Pod or Job CREATE; is it exempt; does the
+#   team's exhausted budget refuse it; can the home region's grid data be
+#   trusted; does the budget hold it to the cleanest windows; is now already
+#   clean; is any allowed window enough cleaner than running now; then run now
+#   elsewhere (shift) or later (defer, perhaps elsewhere).
 package carbongate.admission
 
 import rego.v1
@@ -198,10 +199,11 @@ cleanest := clean if {
 
 # {action, reason, region, window, text, message}: text is the warning
 # sentence of an action (null when there is nothing to say).
-outcome := admitted(home_problem.reason, sprintf("%s; admitted unchanged", [home_problem.text])) if {
-	home_problem
-} else := denied if {
+outcome := denied if {
+	# Refusing needs no grid data, so it comes before the data check.
 	budget_reaction == "deny"
+} else := admitted(home_problem.reason, sprintf("%s; admitted unchanged", [home_problem.text])) if {
+	home_problem
 } else := placed(cleanest, "budget-exhausted") if {
 	budget_reaction == "cleanest-only"
 	cleanest

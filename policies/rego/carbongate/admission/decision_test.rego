@@ -424,6 +424,13 @@ test_an_exhausted_budget_refuses_when_the_config_says_deny if {
 	d.annotations == {}
 }
 
+test_a_refusal_does_not_wait_for_grid_data if {
+	d := admission.decision with input as review({"plan": null})
+		with data.carbongate.config as object.union(config, {"budgets": {"exhausted_action": "deny"}})
+		with data.carbongate.budgets as {"teams": {"ml": ml(812, "exhausted")}}
+	d.action == "deny"
+}
+
 test_a_refusal_in_warn_mode_is_a_warning if {
 	d := admission.decision with input as review({"namespace_labels": {"carbongate.io/enforcement": "warn"}})
 		with data.carbongate.config as object.union(config, {"budgets": {"exhausted_action": "deny"}})
