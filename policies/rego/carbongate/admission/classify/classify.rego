@@ -28,8 +28,8 @@ tier_source(labels, namespace_labels, config) := chosen.source if {
 # METADATA
 # description: One warning for each unknown tier value consulted before the tier that was used.
 tier_warnings(labels, namespace_labels, config) := [sprintf(
-	"tier %q on the %s is not a configured tier (%s); using tier %s",
-	[o.value, o.source, concat(", ", sort(object.keys(config.tiers))), tier(labels, namespace_labels, config)],
+	"tier %s on the %s is not a configured tier (%s); using tier %s",
+	[json.marshal(o.value), o.source, concat(", ", sort(object.keys(config.tiers))), tier(labels, namespace_labels, config)],
 ) |
 	consulted := offers(tier_label, labels, namespace_labels)
 	some i, o in consulted

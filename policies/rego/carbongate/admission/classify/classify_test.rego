@@ -40,6 +40,12 @@ test_an_unknown_namespace_tier_is_not_reported_when_the_workload_tier_is_used if
 	classify.tier_warnings(tier_labels("3"), tier_labels("x"), config) == []
 }
 
+test_a_tier_that_is_not_a_string_is_reported_as_written if {
+	classify.tier_warnings(tier_labels(3), {}, config) == [
+		"tier 3 on the workload label is not a configured tier (1, 2, 3); using tier 2",
+	]
+}
+
 test_empty_tier_label_counts_as_absent if {
 	classify.tier(tier_labels(""), tier_labels("3"), config) == "3"
 	classify.tier_warnings(tier_labels(""), {}, config) == []

@@ -23,8 +23,8 @@ mode(namespace_labels, config) := value if {
 # METADATA
 # description: A warning when the namespace names a mode that does not exist.
 warnings(namespace_labels, config) := [sprintf(
-	"enforcement %q on the namespace is not a mode (%s); using %s",
-	[value, concat(", ", known), config.default_mode],
+	"enforcement %s on the namespace is not a mode (%s); using %s",
+	[json.marshal(value), concat(", ", known), config.default_mode],
 )] if {
 	value := namespace_labels[enforcement_label]
 	not value in known

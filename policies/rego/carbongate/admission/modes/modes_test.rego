@@ -26,3 +26,9 @@ test_unknown_mode_falls_back_to_the_default_with_a_warning if {
 		`enforcement "loud" on the namespace is not a mode (enforce, warn, dryrun, off); using enforce`,
 	]
 }
+
+test_a_mode_that_is_not_a_string_is_reported_as_written if {
+	modes.warnings(labels(true), config) == [
+		"enforcement true on the namespace is not a mode (enforce, warn, dryrun, off); using enforce",
+	]
+}
