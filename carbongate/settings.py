@@ -145,7 +145,8 @@ class DeferralSettings:
     # The deadline path fires this long before release_by; more than the lease
     # duration, so a leader change cannot make a release late.
     deadline_lead_s: int = 30
-    # Expected duration assumed when the annotation is missing (config default_duration_s).
+    # Expected duration assumed when the annotation is missing and the platform
+    # config (data.json default_duration_s, what the webhook uses) has none.
     default_expected_duration_s: int = 3600
     # A failed release (API error) is retried after this long.
     retry_s: float = 5.0

@@ -73,7 +73,7 @@ def start(
         gateway=gateway, engine=engine, clock=clock, elector=elector, metrics=metrics,
         grid_view=grid_view(settings, metrics=metrics),
         recorder=events.Recorder(gateway=gateway, instance=name),
-        config=controller_config(section))
+        config=controller_config(section, platform=platform_config(settings.engine.policy_dir)))
     stop = threading.Event()
     thread = threading.Thread(target=reconciler.run, args=(stop,), name="reconciler",
                               daemon=True)
@@ -85,9 +85,19 @@ def start(
     return Running(controller=reconciler, watchers=watchers, thread=thread, stop_event=stop)
 
 
-def controller_config(section: settings_mod.DeferralSettings) -> controller.ControllerConfig:
+def controller_config(section: settings_mod.DeferralSettings, *,
+                      platform: Mapping[str, Any] | None = None) -> controller.ControllerConfig:
+    """Timing from the settings; the default duration from the platform config first.
+
+    The webhook computes a deadline with the platform's ``default_duration_s``
+    when a workload names no expected duration; release_by must subtract the
+    same figure, so the setting is only the fallback when the config has none.
+    """
+    configured = (platform or {}).get("default_duration_s")
+    default_duration = (int(configured) if isinstance(configured, int | float) and configured > 0
+                        else section.default_expected_duration_s)
     return controller.ControllerConfig(
-        default_duration_s=section.default_expected_duration_s,
+        default_duration_s=default_duration,
         lead_s=float(section.deadline_lead_s), recheck_s=float(section.recheck_s),
         retry_s=section.retry_s)
 
