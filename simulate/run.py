@@ -189,7 +189,7 @@ def _policies(directory: Path) -> loader.PolicySet:
     try:
         return loader.load(directory)
     except engine_errors.PolicyCompileError as error:
-        raise SimulationError(f"{error}: {'; '.join(str(p) for p in error.problems) if hasattr(error, 'problems') else ''}") from error
+        raise SimulationError(str(error)) from error
 
 
 def _config(policy_set: loader.PolicySet) -> Mapping[str, Any]:
