@@ -203,7 +203,7 @@ class Collector:
     """Watch pods and feed finished ones to a :class:`Recorder`, on two threads."""
 
     def __init__(self, *, api: PodsApi, recorder: Recorder, meters: metrics.GovernanceMetrics,
-                 watch_timeout_s: int = 300, retry_s: float = 2.0, page_size: int = 500,
+                 watch_timeout_s: int = 300, retry_s: float = 5.0, page_size: int = 500,
                  on_recorded: Callable[[], None] | None = None) -> None:
         self._api, self._recorder, self._meters = api, recorder, meters
         self._watch_timeout_s, self._retry_s, self._page_size = watch_timeout_s, retry_s, page_size
@@ -212,6 +212,7 @@ class Collector:
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._recent_lock = threading.Lock()
         self._watch: kube_watch.Watch | None = None
+        self._failures = 0
         self.synced = threading.Event()
 
     # -- threads -------------------------------------------------------------------------
@@ -238,6 +239,7 @@ class Collector:
                 if version is None:
                     version = self._list()
                 version = self._follow(version, stop)
+                self._failures = 0
             except kube_errors.ApiException as error:
                 if error.status == 410:
                     log.info("watch version expired; listing again")
@@ -249,9 +251,12 @@ class Collector:
                 self._failed(error, stop)
 
     def _failed(self, error: BaseException, stop: threading.Event) -> None:
-        log.warning("pod watch failed, retrying in %.1fs: %s", self._retry_s, error)
+        """Back off exponentially: a blip reconnects at once, an outage is not hammered."""
+        self._failures += 1
+        delay = min(self._retry_s, 0.1 * 2 ** (self._failures - 1))
+        log.warning("pod watch failed, retrying in %.1fs: %s", delay, error)
         self._meters.watch_errors.inc()
-        stop.wait(self._retry_s)
+        stop.wait(delay)
 
     def _list(self) -> str:
         """List every pod (in pages) and queue the finished ones; return the list version."""
