@@ -10,8 +10,9 @@ Only carbongate's own gate is removed, by index, with the whole list tested
 first: that is the patch a real v1.28 API server received in the captured
 gate-removal UPDATE (tests/fixtures/deferral).
 
-Narrowing node affinity follows KEP-3838 (Pod scheduling readiness): on a
-gated pod, and in the template of a suspended Job, scheduling constraints may
+Narrowing node affinity follows KEP-3838 (mutable scheduling directives of
+gated pods) and KEP-2926 (of suspended Jobs): on a gated pod, and in the
+template of a suspended Job, scheduling constraints may
 only be added to, never relaxed. A requirement is therefore appended to
 every existing required term (or a first term is created) and never replaces
 one; when the workload already constrains the same key, it is left alone,

@@ -29,8 +29,9 @@ unchanged. It follows these sections of the Kubernetes API reference
   API server answers), ``application/merge-patch+json`` (RFC 7386) and
   ``application/strategic-merge-patch+json`` for maps and whole-list
   replacement only (no merge-key list merging; carbongate never relies on it).
-* Pod scheduling readiness (KEP-3838, "Pod Scheduling Readiness" concept
-  page): on update, scheduling gates may only be removed; while a pod is
+* Pod scheduling readiness (KEP-3521) and mutable scheduling directives of
+  gated pods (KEP-3838), the "Pod Scheduling Readiness" concept page: on
+  update, scheduling gates may only be removed; while a pod is
   gated its ``nodeSelector`` may only gain keys and its required node
   affinity may only be narrowed (terms keep their existing requirements and
   may gain more); outside those fields a pod spec is immutable except images,
