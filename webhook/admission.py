@@ -127,13 +127,33 @@ def build_input(
         "kind": request.kind,
         "namespace": request.namespace,
         "namespace_labels": dict(knowledge.namespace_labels),
-        "object": request.object,
+        "object": _without_bookkeeping(request.object or {}),
         "user": {"username": request.username},
         "own_namespace": knowledge.own_namespace,
         "workload": _workload_input(workload, energy),
         "plan": _plan(workload, duration_s, knowledge),
         "budget": _budget(workload, request, knowledge),
     }
+
+
+BOOKKEEPING_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _without_bookkeeping(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object less ``managedFields`` and kubectl's last-applied copy.
+
+    Both are bookkeeping no policy should read, and together they are often
+    larger than the rest of the object: every byte is marshalled into the
+    engine on every request.
+    """
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return obj
+    trimmed = {k: v for k, v in metadata.items() if k != "managedFields"}
+    annotations = trimmed.get("annotations")
+    if isinstance(annotations, Mapping) and BOOKKEEPING_ANNOTATION in annotations:
+        trimmed["annotations"] = {k: v for k, v in annotations.items() if k != BOOKKEEPING_ANNOTATION}
+    return {**obj, "metadata": trimmed}
 
 
 def _energy(obj: Mapping[str, Any], duration_s: int, energy_kwh: EnergyEstimate) -> tuple[float | None, str]:
@@ -147,7 +167,7 @@ def _energy(obj: Mapping[str, Any], duration_s: int, energy_kwh: EnergyEstimate)
 def _workload_input(workload: workloads.Workload, energy: float | None) -> dict[str, Any]:
     return {
         "labels": dict(workload.labels),
-        "annotations": dict(workload.annotations),
+        "annotations": {k: v for k, v in workload.annotations.items() if k != BOOKKEEPING_ANNOTATION},
         "owner_kind": workload.owner_kind,
         "owner_name": workload.owner_name,
         "template_decision": workload.template_decision,

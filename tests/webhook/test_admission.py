@@ -24,7 +24,8 @@ DEFER = {"action": "defer", "mode": "enforce", "tier": "3", "reason": "cleaner-w
 def knowledge(**changes: Any) -> admission.Knowledge:
     values: dict[str, Any] = dict(
         now=datetime(2026, 11, 22, 10, tzinfo=timezone.utc),
-        grid=builders.grid(NOW, {"GB": [412, 400, 300, 96, 120] + [300] * 43, "NO": [30] * 48}),
+        grid=builders.grid(NOW, {"GB": [412, 400, 300, 96, 120] + [300] * 5 + [10, 10] + [300] * 36,
+                                 "NO": [30] * 48}),
         budgets={"period": "2026-11", "teams": {"ml": {"limit_g": 800000, "used_g": 650000, "state": "warn"}}},
         config=CONFIG, namespace_labels={}, home_region="GB", own_namespace="carbongate",
         exempt_namespaces=frozenset({"kube-system"}), policy_version="v1",
@@ -59,8 +60,10 @@ def test_the_input_carries_workload_plan_and_budget() -> None:
     assert document["workload"]["max_delay_s"] == 21600 and document["workload"]["energy_kwh"] == 0.25
     assert document["budget"] == {"team": "ml", "limit_g": 800000, "used_g": 650000, "state": "warn"}
     windows = document["plan"]["regions"]["GB"]["windows"]
-    assert windows[0]["start"] == NOW and windows[0]["mean_g_per_kwh"] == 406.0
-    assert windows[-1]["start"] == "2026-11-22T16:00:00Z"  # candidates stop at the requested max delay
+    # Only windows cleaner than every earlier one, and none past the 6 h the workload allows
+    # (the 10 g/kWh hours at 20:00 lie beyond it).
+    assert [(w["start"][11:16], w["mean_g_per_kwh"]) for w in windows] == [
+        ("10:00", 406.0), ("11:00", 350.0), ("12:00", 198.0), ("13:00", 108.0)]
     assert document["plan"]["regions"]["NO"]["now_g_per_kwh"] == 30
 
 
@@ -151,3 +154,13 @@ def test_unreadable_resources_become_a_parse_error_not_a_crash() -> None:
                      energy_kwh=bad_energy)
     assert decide.seen[0]["workload"]["energy_kwh"] is None
     assert "resources: cpu" in decide.seen[0]["workload"]["parse_errors"][0]
+
+
+def test_the_input_object_leaves_out_api_server_and_kubectl_bookkeeping() -> None:
+    decide = always(None)
+    run(builders.loopback("01_create-job_nightly-train.json"), decide)
+    document = decide.seen[0]
+    assert "managedFields" not in document["object"]["metadata"]
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in document["object"]["metadata"]["annotations"]
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in document["workload"]["annotations"]
+    assert document["object"]["metadata"]["annotations"]["carbongate.io/max-delay"] == "12h"
