@@ -35,6 +35,9 @@ class FeedMetrics:
         self.age = Gauge("carbongate_feed_data_age_seconds",
                          "Age of the published reading per region (now - observed_at)",
                          ["region"], registry=r)
+        self.intensity = Gauge("carbongate_grid_intensity_g_per_kwh",
+                               "Published carbon intensity per region and signal (average, marginal)",
+                               ["region", "signal"], registry=r)
         self.stale = Gauge("carbongate_feed_stale", "1 when the region's published data is stale",
                            ["region"], registry=r)
         self.publishes = Counter("carbongate_feed_publishes_total",

@@ -107,6 +107,8 @@ class Feed:
         )
         self.metrics.age.labels(reading.region).set(document.age_s(reading, now))
         self.metrics.stale.labels(reading.region).set(1 if region_doc["stale"] else 0)
+        if region_doc["g_per_kwh"] is not None:
+            self.metrics.intensity.labels(reading.region, region_doc["signal"]).set(region_doc["g_per_kwh"])
         return region_doc
 
     def _best(self, reading: model.Reading, *, now: datetime) -> dict[str, contract.WindowDoc]:

@@ -83,6 +83,7 @@ def test_the_feed_publishes_every_region_naming_its_source_with_best_windows(
     assert de["forecast"] == [{"start": "2024-01-12T06:00:00Z", "g_per_kwh": 428.0}]  # an empty forecast
     assert set(de["best_windows"]) == {"30"}
     assert published["generated_at"] == "2024-01-12T06:01:00Z"
+    assert sample(feed.metrics, "carbongate_grid_intensity_g_per_kwh", region="DE", signal="average") == 428
 
 
 def test_data_older_than_the_maximum_age_is_marked_stale(
