@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 
 from carbongate import settings
 from governance import ledger
+from governance.runs import format_time
 from tests.governance.conftest import FIXTURES, at, finished_pod
 from tests.support import kube_api
 from tests.support.webhook_server import free_port
@@ -39,7 +41,9 @@ def kube() -> Iterator[kube_api.RunningKubeApi]:
         yield running
 
 
-def write_config(directory: Path, *, database_url: str, kube_url: str, port: int) -> Path:
+def write_config(directory: Path, *, database_url: str, kube_url: str, port: int,
+                 traces: tuple[Path, ...] = (FIXTURES / "grid-GB.csv", FIXTURES / "grid-DE.csv"),
+                 ) -> Path:
     kubeconfig = directory / "kubeconfig.yaml"
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: double\n"
@@ -50,14 +54,14 @@ def write_config(directory: Path, *, database_url: str, kube_url: str, port: int
     budgets = directory / "budgets.yaml"
     budgets.write_text("teams:\n  ml: {limit_g: 16}\n  web: {limit_kg: 1}\n", encoding="utf-8")
     config = directory / "carbongate.toml"
-    traces = ", ".join(f'"{FIXTURES / name}"' for name in ("grid-GB.csv", "grid-DE.csv"))
+    trace_list = ", ".join(f'"{path}"' for path in traces)
     config.write_text(f"""
 [grid]
 home_region = "GB"
 snapshot_path = "{directory / 'grid-snapshot.json'}"
 
 [feed]
-trace_files = [{traces}]
+trace_files = [{trace_list}]
 
 [governance]
 database_url = "{database_url}"
@@ -192,13 +196,41 @@ def test_a_crash_between_record_and_commit_loses_and_duplicates_nothing(
     assert recorded_uids(ledger_url) == expected
 
 
-def test_the_running_service_publishes_budgets_and_serves_the_report(
-        kube: kube_api.RunningKubeApi, tmp_path: Path) -> None:
+def recent_trace(directory: Path, *, start: datetime, end: datetime) -> Path:
+    """A GB trace around now: 150 g/kWh while the runs ran, 300 before and after.
+
+    The service budgets the *current* period by the wall clock, so the runs it
+    is shown must end in it whatever day the test runs on.
+    """
+    path = directory / "grid-GB-recent.csv"
+    header = (FIXTURES / "grid-GB.csv").read_text(encoding="utf-8").splitlines()[0]
+    rows = [header]
+    hour = start - timedelta(hours=12)
+    while hour < end + timedelta(hours=12):
+        value = 150.0 if start <= hour < end else 300.0
+        rows.append(f"{hour:%Y-%m-%d %H:%M:%S},Great Britain,Great Britain,GB,{value * 0.8:.1f},"
+                    f"{value:.1f},50.0,40.0,hand-made,false,")
+        hour += timedelta(hours=1)
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_the_running_service_publishes_budgets_and_serves_the_report(tmp_path: Path) -> None:
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)  # in the current month
+    start, admitted = end - timedelta(hours=2), end - timedelta(hours=5)
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    for i in range(7):
-        kube.api.seed(finished_pod(f"train-{i}"))
+    with kube_api.serve(kube_api.FakeKubeApi(clock=lambda: admitted)) as kube:
+        for i in range(7):
+            kube.api.seed(finished_pod(f"train-{i}", started=format_time(start),
+                                       finished=format_time(end)))
+        run_service_and_check(kube, url, tmp_path, recent_trace(tmp_path, start=start, end=end))
+
+
+def run_service_and_check(kube: kube_api.RunningKubeApi, url: str, tmp_path: Path,
+                          trace: Path) -> None:
     port = free_port()
-    config = write_config(tmp_path, database_url=url, kube_url=kube.url, port=port)
+    config = write_config(tmp_path, database_url=url, kube_url=kube.url, port=port,
+                          traces=(trace,))
     service = Service(["-m", "governance", "--config", str(config)], tmp_path / "service.log")
     snapshot = tmp_path / "budgets.json"
 
@@ -217,7 +249,8 @@ def test_the_running_service_publishes_budgets_and_serves_the_report(
         assert doc["teams"]["web"]["state"] == "ok"
         base = f"http://127.0.0.1:{port}"
         assert requests.get(f"{base}/healthz", timeout=5).json() == {"ok": True}
-        report = requests.get(f"{base}/budgets", params={"period": "2026-11"}, timeout=5).json()
+        report = requests.get(f"{base}/budgets", timeout=5).json()  # the current period
+        assert report["period"] == doc["period"]
         (ml,) = [t for t in report["teams"] if t["name"] == "ml"]
         assert (ml["runs"], ml["runs_deferred"], ml["state"]) == (7, 7, "warn")
         assert ml["saved_g"] == pytest.approx(7 * ONE_RUN_G, abs=1e-3)
