@@ -159,11 +159,11 @@ class Controller:
 
     def _apply_sync(self, kind: workloads.Kind, items: list[dict[str, Any]],
                     now: datetime) -> set[workloads.Key]:
+        listed = {workloads.key_of(kind, o) for o in items}
         present: dict[workloads.Key, dict[str, Any]] = {
             workloads.key_of(kind, o): o for o in items if workloads.is_waiting(kind, o)}
-        gone = {k for k in self._tracked if k.kind == kind and k not in present}
-        for key in gone:
-            self._forget(key, deleted=True)
+        for key in [k for k in self._tracked if k.kind == kind and k not in present]:
+            self._forget(key, deleted=key not in listed)  # else: released by someone else
         for key, obj in present.items():
             self._remember(key, obj, now)
         return set(present)

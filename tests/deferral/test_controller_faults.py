@@ -273,3 +273,19 @@ def test_grid_file_is_not_needed_to_start(cluster, release_engine) -> None:
     eventually(lambda: replica.value("carbongate_deferral_grid_errors_total") == 1)
     cluster.clock.advance(3600)
     eventually(lambda: _gates(cluster, "plain") == [])
+
+
+def test_a_relist_tells_deleted_from_released_elsewhere(cluster, release_engine) -> None:
+    for name in ("deleted", "ungated"):
+        cluster.kube.api.seed(builders.gated_pod(name, not_before=START + timedelta(hours=5),
+                                                 deadline=DAY))
+    replica = cluster.start(engine=release_engine)
+    eventually(lambda: replica.value("carbongate_deferral_gated_workloads", kind="Pod") == 2)
+    cluster.kube.api.drop_watches_after = 0  # the watch is down while both change...
+    cluster.kube.api.close_watches()
+    cluster.kube.api.remove("Pod", NS, "deleted")
+    cluster.kube.api.mutate("Pod", NS, "ungated", lambda o: o["spec"].update(schedulingGates=[]))
+    cluster.kube.api.compact()  # ...and the history is gone: only a relist can tell
+    cluster.kube.api.drop_watches_after = None
+    eventually(lambda: replica.value("carbongate_deferral_gated_workloads", kind="Pod") == 0)
+    assert replica.value("carbongate_deferral_deleted_while_gated_total", kind="Pod") == 1

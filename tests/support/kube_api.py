@@ -339,10 +339,10 @@ class FakeKubeApi:
                 cursor = max(cursor, change.rv)
                 if (change.resource == resource and _in_namespace(change.obj, namespace)
                         and match(change.obj)):
-                    yield {"type": change.type, "object": change.obj}
-                    sent += 1
                     if limit is not None and sent >= limit:
                         return
+                    yield {"type": change.type, "object": change.obj}
+                    sent += 1
             with self._lock:
                 pending = [c for c in self._history if c.rv > cursor]
                 if not pending:
