@@ -106,10 +106,6 @@ class Controller:
 
     # -- the reconciler ---------------------------------------------------------
 
-    @property
-    def waiting(self) -> Mapping[workloads.Key, Tracked]:
-        return dict(self._tracked)
-
     def run(self, stop: threading.Event) -> None:
         """Step until ``stop`` is set; each step says how long it may sleep."""
         while not stop.is_set():

@@ -9,7 +9,6 @@ instant the controller will let the workload wait.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict
 
@@ -32,11 +31,6 @@ class Row(TypedDict):
     waiting_s: int | None
     break_glass: bool
     problems: list[str]
-
-
-@dataclass(frozen=True)
-class Listing:
-    rows: list[Row]
 
 
 def collect(gateway: kube.Gateway, *, now: datetime, default_duration_s: int) -> list[Row]:
