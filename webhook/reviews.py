@@ -61,7 +61,9 @@ def parse(body: bytes) -> Request:
     """Decode and check an AdmissionReview v1 request body."""
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except RecursionError as error:
+        raise BadReview("body is not JSON this webhook can read: nested too deeply") from error
+    except ValueError as error:  # also an integer over Python's 4300-digit limit
         raise BadReview(f"body is not JSON: {error}") from error
     if not isinstance(document, dict):
         raise BadReview("body must be a JSON object (an AdmissionReview)")
