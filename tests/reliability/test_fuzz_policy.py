@@ -24,8 +24,8 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from carbongate import settings as settings_mod
-from policy_engine import errors, factory
 from policy_engine import engine as engine_mod
+from policy_engine import errors, factory
 from tests.reliability import checks, fuzz_target, grid, strategies
 from tests.reliability.profiles import examples
 from webhook import admission, reviews, workloads
