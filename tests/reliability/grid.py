@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from carbongate import timefmt
 from planner import series as series_mod
 from planner import snapshot, windows
 
@@ -51,15 +52,15 @@ def region_doc(region: str, now: datetime, *, hours: int = 48, stale: bool = Fal
         found = windows.best_window(forecast, minutes * 60, earliest=start,
                                     latest_start=start + timedelta(hours=hours))
         if found is not None:
-            best[str(minutes)] = {"start": snapshot.format_time(found.start),
-                                  "end": snapshot.format_time(found.end),
+            best[str(minutes)] = {"start": timefmt.format_time(found.start),
+                                  "end": timefmt.format_time(found.end),
                                   "mean_g_per_kwh": round(found.mean_g_per_kwh, 2)}
-    observed = snapshot.format_time(start)
+    observed = timefmt.format_time(start)
     return {
         "region": region, "g_per_kwh": points[0][1], "signal": "average",
         "emission_factor": "lifecycle", "source": source, "fallback_used": False,
         "observed_at": observed, "fetched_at": observed, "stale": stale, "forecast_step_s": 3600,
-        "forecast": [{"start": snapshot.format_time(at), "g_per_kwh": value} for at, value in points],
+        "forecast": [{"start": timefmt.format_time(at), "g_per_kwh": value} for at, value in points],
         "best_windows": best,
     }
 
@@ -68,7 +69,7 @@ def build(now: datetime, *, regions: tuple[str, ...] = REGIONS, stale: bool = Fa
     """A whole snapshot document (checked against the contract before it is returned)."""
     document = {
         "schema": snapshot.SCHEMA_VERSION,
-        "generated_at": snapshot.format_time(now),
+        "generated_at": timefmt.format_time(now),
         "regions": {region: region_doc(region, now, stale=stale) for region in regions},
     }
     return dict(snapshot.check_snapshot(document))
