@@ -34,7 +34,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                         help="grid traces (Electricity Maps CSV or time,value columns); regions are their zone ids")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--workload", type=Path, metavar="FILE",
-                        help="jobs CSV: job_id,submit_time,tier,team,cpu,memory_gb,duration_h,max_delay_h,regions,data_gb")
+                        help="jobs CSV with the header job_id,submit_time,tier,team,cpu,memory_gb,"
+                             "duration_h,max_delay_h,regions,data_gb")
     source.add_argument("--generate", metavar="SPEC",
                         help="draw a workload: [mixed|batch-1h][,key=value...] (see docs/simulate.md)")
     parser.add_argument("--forecast", default="perfect",

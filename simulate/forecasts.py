@@ -152,7 +152,7 @@ class Forecasts:
         factors = np.maximum(1.0 + rng.normal(0.0, self.spec.error, len(known.points)), 0.0)
         factors[0] = 1.0  # the point holding now is the reading
         points = tuple(series_mod.Point(p.start, p.g_per_kwh * f)
-                       for p, f in zip(known.points, factors.tolist()))
+                       for p, f in zip(known.points, factors.tolist(), strict=True))
         return series_mod.Series(points=points, step_s=known.step_s)
 
     def _recorded_issue(self, region: str, known: series_mod.Series, at_s: int) -> series_mod.Series:
@@ -204,7 +204,7 @@ def _read_recorded(path: Path) -> dict[str, _Issues]:
         if len(row) < 2 + len(regions):
             continue
         issued, target = _time(row[0], path, line), _time(row[1], path, line)
-        for region, cell in zip(regions, row[2:]):
+        for region, cell in zip(regions, row[2:2 + len(regions)], strict=True):
             if cell.strip():
                 grouped[region].setdefault(issued.timestamp(), []).append(
                     series_mod.Point(target, _value(cell, path, line)))

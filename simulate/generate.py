@@ -123,7 +123,8 @@ def parse_spec(text: str) -> Spec:
     return spec
 
 
-def generate(spec: Spec, *, seed: int, span_s: tuple[float, float], grid_regions: Sequence[str]) -> list[workload_mod.Job]:
+def generate(spec: Spec, *, seed: int, span_s: tuple[float, float],
+             grid_regions: Sequence[str]) -> list[workload_mod.Job]:
     """Draw the workload. ``span_s`` is what every trace covers; jobs fit inside it whole."""
     regions = spec.regions or tuple(grid_regions)
     start_s = spec.start.timestamp() if spec.start else span_s[0]

@@ -48,7 +48,8 @@ def write(result: run.Result, path: Path, *, days: float = DEFAULT_DAYS, title: 
 def busiest(submit_s: np.ndarray, *, days: float) -> tuple[float, float]:
     """The stretch of ``days`` (starting at midnight UTC) in which most jobs were submitted."""
     midnights = np.unique(np.floor(submit_s / 86400) * 86400)
-    counts = np.searchsorted(np.sort(submit_s), midnights + days * 86400) - np.searchsorted(np.sort(submit_s), midnights)
+    ordered = np.sort(submit_s)
+    counts = np.searchsorted(ordered, midnights + days * 86400) - np.searchsorted(ordered, midnights)
     first = float(midnights[int(np.argmax(counts))])
     return first, first + days * 86400
 

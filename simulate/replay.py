@@ -41,6 +41,7 @@ from typing import Any
 import jsonpatch
 
 from carbongate import settings as settings_mod
+from carbongate import timefmt
 from deferral import metrics as deferral_metrics
 from deferral import patches as deferral_patches
 from deferral import release, timers, workloads
@@ -228,7 +229,7 @@ class Replay:
     def _replan(self, held: _Waiting, not_before: datetime, now: datetime) -> None:
         """Write the new window on the held Job, as the controller patches it."""
         operations = deferral_patches.annotation_update(
-            held.raw, {workloads.NOT_BEFORE: workloads.format_time(not_before)})
+            held.raw, {workloads.NOT_BEFORE: timefmt.format_time(not_before)})
         held.raw = jsonpatch.apply_patch(held.raw, operations)
         held.raw["metadata"]["resourceVersion"] = str(int(held.raw["metadata"]["resourceVersion"]) + 1)
         reread = workloads.read("Job", held.raw, default_duration_s=self._default_duration_s, seen_at=now)

@@ -225,8 +225,8 @@ def _carbongate(options: Options, jobs: Sequence[workload_mod.Job], regions: Seq
                    for shard in shards]
         results = [f.result() for f in futures]
     merged: list[replay.Outcome | None] = [None] * len(jobs)
-    for shard, outcomes in zip(shards, results):
-        for i, outcome in zip(shard, outcomes):
+    for shard, outcomes in zip(shards, results, strict=True):
+        for i, outcome in zip(shard, outcomes, strict=True):
             merged[i] = outcome
     return [o for o in merged if o is not None]
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from carbongate import timefmt
 from planner import series as series_mod
 from planner import snapshot, windows
 from simulate import forecasts as forecasts_mod
@@ -84,7 +85,7 @@ def publish(
         documents[region] = region_doc(region, forecast, at=at, window_durations_min=window_durations_min)
         parsed[region] = forecast
     document: snapshot.GridSnapshot = {"schema": snapshot.SCHEMA_VERSION,
-                                       "generated_at": snapshot.format_time(at), "regions": documents}
+                                       "generated_at": timefmt.format_time(at), "regions": documents}
     return Published(document=document, series=parsed)
 
 
@@ -98,8 +99,8 @@ def region_doc(region: str, forecast: series_mod.Series, *, at: datetime,
         "signal": "average",
         "source": SOURCE,
         "fallback_used": False,
-        "observed_at": snapshot.format_time(now_point.start),
-        "fetched_at": snapshot.format_time(at),
+        "observed_at": timefmt.format_time(now_point.start),
+        "fetched_at": timefmt.format_time(at),
         "stale": False,
         "forecast_step_s": forecast.step_s,
         "forecast": [{"start": _text(p.start), "g_per_kwh": round(p.g_per_kwh, 3)} for p in forecast.points],
@@ -110,7 +111,7 @@ def region_doc(region: str, forecast: series_mod.Series, *, at: datetime,
 @functools.lru_cache(maxsize=65536)
 def _text(instant: datetime) -> str:
     """RFC 3339 text of a forecast point's start: the same instants recur in every issue of a day."""
-    return snapshot.format_time(instant)
+    return timefmt.format_time(instant)
 
 
 def _best_windows(forecast: series_mod.Series, at: datetime,
@@ -122,6 +123,6 @@ def _best_windows(forecast: series_mod.Series, at: datetime,
             break
         best = windows.best_window(forecast, minutes * 60, earliest=at, latest_start=end - timedelta(minutes=minutes))
         if best is not None:
-            found[str(minutes)] = {"start": snapshot.format_time(best.start), "end": snapshot.format_time(best.end),
+            found[str(minutes)] = {"start": timefmt.format_time(best.start), "end": timefmt.format_time(best.end),
                                    "mean_g_per_kwh": round(best.mean_g_per_kwh, 3)}
     return found

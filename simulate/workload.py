@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from carbongate import timefmt
+
 HEADER: Final = ("job_id", "submit_time", "tier", "team", "cpu", "memory_gb",
                  "duration_h", "max_delay_h", "regions", "data_gb")
 TIERS: Final = ("1", "2", "3")
@@ -119,16 +121,11 @@ def format_csv(jobs: Iterable[Job]) -> str:
     writer.writerow(HEADER)
     for job in jobs:
         writer.writerow([
-            job.job_id, format_time(job.submit_time), job.tier, job.team, _number(job.cpu),
+            job.job_id, timefmt.format_time(job.submit_time), job.tier, job.team, _number(job.cpu),
             _number(job.memory_gb), _number(job.duration_h), _number(job.max_delay_h),
             ";".join(job.regions), _number(job.data_gb),
         ])
     return out.getvalue()
-
-
-def format_time(value: datetime) -> str:
-    """RFC 3339 UTC with a ``Z``, to the second."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def kubernetes_job(job: Job) -> dict[str, Any]:
@@ -174,7 +171,7 @@ def duration_text(seconds: int) -> str:
 def _job(row: Sequence[str], *, where: str) -> Job:
     if len(row) != len(HEADER):
         raise WorkloadError(f"{where}: {len(row)} columns, expected {len(HEADER)}")
-    cells = dict(zip(HEADER, (cell.strip() for cell in row)))
+    cells = dict(zip(HEADER, (cell.strip() for cell in row), strict=True))
     if not cells["job_id"]:
         raise WorkloadError(f"{where}: job_id is empty")
     if cells["tier"] not in TIERS:

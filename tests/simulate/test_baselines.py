@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ T0 = datetime(2023, 5, 1, tzinfo=UTC)
 CONFIG: dict[str, Any] = {"tiers": {"1": {"threshold_g_per_kwh": 0}, "3": {"threshold_g_per_kwh": 150}}}
 
 
-def hourly(values: list[float]) -> series_mod.Series:
+def hourly(values: Sequence[float]) -> series_mod.Series:
     return series_mod.Series(points=tuple(series_mod.Point(T0 + timedelta(hours=h), v) for h, v in enumerate(values)),
                              step_s=3600)
 
@@ -60,7 +61,7 @@ def test_the_sdk_window_is_the_best_window_of_the_forecast_issued_at_submission(
     forecast = forecasts.Forecasts(forecasts.Spec("perfect"), truths={"US-CAL-CISO": truth}, horizon_s=48 * 3600,
                                    seed=0)
     placed = baselines.sdk_window(table(*jobs), forecast)
-    for j, start in zip(jobs, placed.start_s):
+    for j, start in zip(jobs, placed.start_s, strict=True):
         best = windows.best_window(truth, 3600, earliest=j.submit_time,
                                    latest_start=j.submit_time + timedelta(hours=12))
         assert best is not None and start == best.start.timestamp()

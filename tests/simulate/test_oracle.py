@@ -69,7 +69,8 @@ def cases(draw: st.DrawFn) -> tuple[dict[str, series_mod.Series], workload_mod.J
         values = draw(st.lists(st.floats(0, 800, allow_nan=False), min_size=24, max_size=24))
         starts = np.concatenate([[0], np.cumsum(steps[:-1])])
         truths[name] = series_mod.Series(
-            points=tuple(series_mod.Point(T0 + timedelta(minutes=int(m)), v) for m, v in zip(starts, values)),
+            points=tuple(series_mod.Point(T0 + timedelta(minutes=int(m)), v)
+                         for m, v in zip(starts, values, strict=True)),
             step_s=steps[-1] * 60)
     covered_min = min(int(t.index.bounds[-1] - t.index.bounds[0]) // 60 for t in truths.values())
     duration = draw(st.integers(5, 120))

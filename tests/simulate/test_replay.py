@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ T0 = datetime(2023, 5, 1, tzinfo=UTC)
 HEADER = ",".join(workload_mod.HEADER)
 
 
-def one_job(tmp_path: Path, values: list[float], *, tier: str = "3", delay_h: float = 24,
+def one_job(tmp_path: Path, values: Sequence[float], *, tier: str = "3", delay_h: float = 24,
             submit: timedelta = timedelta(minutes=10), policy_dir: Path = POLICIES) -> run.Result:
     """Replay one 1-hour job on an hourly GB trace made of ``values``."""
     trace = write_trace(tmp_path / "gb.csv", "GB", T0, values)
