@@ -14,11 +14,15 @@ safest reading (release sooner, never later).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
+
+# Re-exported for the controller's modules, which read workloads through here.
+from carbongate.timefmt import format_time as format_time
+from carbongate.timefmt import parse_duration as parse_duration
+from carbongate.timefmt import parse_time as parse_time
 
 PREFIX = "carbongate.io/"
 GATE = PREFIX + "clean-window"
@@ -35,11 +39,6 @@ DATA_GB = PREFIX + "data-gb"
 
 Kind = Literal["Pod", "Job"]
 KINDS: tuple[Kind, ...] = ("Pod", "Job")
-
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?"
-                       r"(?:(\d+(?:\.\d+)?)s)?$")
-_UNIT_SECONDS = (86400, 3600, 60, 1)
-
 
 @dataclass(frozen=True, order=True)
 class Key:
@@ -72,27 +71,6 @@ class Deferred:
     @property
     def break_glass(self) -> bool:
         return self.annotations.get(RELEASE_NOW) == "true"
-
-
-def parse_duration(text: str) -> int:
-    """``90m``, ``2h``, ``1h30m``, ``2d``, ``45s`` -> seconds; ValueError otherwise."""
-    match = _DURATION.match(text.strip())
-    if not text.strip() or match is None or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration like 90m, 2h or 1h30m")
-    return int(sum(float(g) * unit for g, unit in zip(match.groups(), _UNIT_SECONDS, strict=True) if g))
-
-
-def parse_time(text: str) -> datetime:
-    """An RFC 3339 instant as an aware UTC datetime; ValueError otherwise."""
-    value = datetime.fromisoformat(text.strip())
-    if value.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone")
-    return value.astimezone(UTC)
-
-
-def format_time(value: datetime) -> str:
-    """RFC 3339 UTC to the second with a ``Z``, the contract's form."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def key_of(kind: Kind, obj: Mapping[str, Any]) -> Key:

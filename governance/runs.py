@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+# Re-exported for governance's modules, which read run times through here.
+from carbongate.timefmt import format_time as format_time
+from carbongate.timefmt import parse_time as parse_time
+
 Decision = Literal["admit", "defer", "shift", "deny", "none"]
 IntensitySource = Literal["history", "admission", "none"]
 # Decisions under which carbongate changed when or where a run happened.
@@ -88,14 +92,3 @@ def utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def parse_time(text: str) -> datetime:
-    """An RFC 3339 instant (``Z`` or an offset) as an aware UTC datetime."""
-    value = datetime.fromisoformat(text)  # 3.11 reads the Z suffix
-    if value.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone")
-    return value.astimezone(UTC)
-
-
-def format_time(value: datetime) -> str:
-    """RFC 3339 UTC with a ``Z``, seconds precision: the project's wire format."""
-    return utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
+# Re-exported: readers of the snapshot format and parse its times through here.
+from carbongate.timefmt import format_time as format_time
+from carbongate.timefmt import parse_time as parse_time
 from planner import series
 
 SCHEMA_VERSION = 1
@@ -55,19 +57,6 @@ class GridSnapshot(TypedDict):
 
 class SnapshotError(ValueError):
     """A snapshot file or document that does not fit the contract."""
-
-
-def parse_time(text: str) -> datetime:
-    """An RFC 3339 instant as an aware UTC datetime (``Z`` or an offset)."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone")
-    return value.astimezone(timezone.utc)
-
-
-def format_time(value: datetime) -> str:
-    """An aware datetime as RFC 3339 UTC with a ``Z`` (seconds precision)."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def load_snapshot(path: Path) -> GridSnapshot:

@@ -7,10 +7,11 @@ turns into a warning, never an exception.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from carbongate import timefmt
 
 PREFIX = "carbongate.io/"
 GATE = PREFIX + "clean-window"
@@ -21,26 +22,6 @@ REGIONS = PREFIX + "regions"
 DATA_REGION = PREFIX + "data-region"
 DATA_GB = PREFIX + "data-gb"
 TEAM = PREFIX + "team"
-
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
-_UNIT_SECONDS = (86400, 3600, 60, 1)
-MAX_DURATION_S = 366 * 86400
-
-
-class ParseError(ValueError):
-    """An annotation value carbongate cannot read."""
-
-
-def parse_duration(text: str) -> int:
-    """``90m``, ``6h``, ``1h30m``, ``2d``, ``45s`` -> seconds (Go-style, no sign)."""
-    match = _DURATION.match(text.strip())
-    if not text.strip() or match is None or not any(match.groups()):
-        raise ParseError(f"{text!r} is not a duration like 90m, 6h or 1h30m")
-    seconds = sum(float(g) * unit for g, unit in zip(match.groups(), _UNIT_SECONDS) if g)
-    if seconds > MAX_DURATION_S:
-        raise ParseError(f"{text!r} is longer than a year")
-    return int(seconds)
-
 
 @dataclass(frozen=True)
 class Workload:
@@ -121,8 +102,8 @@ def _duration(annotations: Mapping[str, str], key: str, errors: list[str]) -> in
     if key not in annotations:
         return None
     try:
-        return parse_duration(annotations[key])
-    except ParseError as error:
+        return timefmt.parse_duration(annotations[key])
+    except timefmt.DurationError as error:
         errors.append(f"{key}: {error}")
         return None
 

@@ -63,7 +63,9 @@ def test_a_tier3_pod_is_decided_with_annotations_and_a_warning(server: webhook_s
     assert response["warnings"] and response["warnings"][0].startswith("carbongate")
 
 
-@pytest.mark.parametrize("body", [b"garbage", b"{}", b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}'])
+@pytest.mark.parametrize("body", [
+    b"garbage", b"{}", b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}',
+])
 def test_garbage_gets_a_400_that_says_why(server: webhook_server.RunningWebhook, body: bytes) -> None:
     status, payload = server.post("/mutate", body)
     assert status == 400

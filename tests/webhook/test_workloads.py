@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.webhook import builders
 from webhook import workloads
-
-
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90m", 5400), ("6h", 21600), ("1h30m", 5400), ("2d", 172800), ("45s", 45), ("1.5h", 5400), (" 2h ", 7200),
-])
-def test_durations_read_like_kubernetes_users_write_them(text: str, seconds: int) -> None:
-    assert workloads.parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "12x", "h", "-1h", "1h-30m", "400d", "1e3h"])
-def test_unreadable_durations_raise_a_parse_error(text: str) -> None:
-    with pytest.raises(workloads.ParseError):
-        workloads.parse_duration(text)
 
 
 def test_annotations_become_workload_facts() -> None:

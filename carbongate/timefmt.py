@@ -1,0 +1,51 @@
+"""Times and durations as the contracts write them, in one place.
+
+RFC 3339 UTC instants with a ``Z`` to the second (``2026-11-22T13:00:00Z``)
+and Go-style durations (``90m``, ``6h``, ``1h30m``) are read and written by
+the webhook, the feed, the controller, governance and the simulator alike;
+a second parser anywhere would sooner or later disagree with this one.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+_DURATION = re.compile(
+    r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$"
+)
+_UNIT_SECONDS = (86400, 3600, 60, 1)
+MAX_DURATION_S = 366 * 86400
+
+
+class DurationError(ValueError):
+    """A duration carbongate cannot read; the message shows the accepted forms."""
+
+
+def parse_duration(text: str) -> int:
+    """``90m``, ``6h``, ``1h30m``, ``2d``, ``45s``, ``1.5h`` -> whole seconds (no sign, at most a year)."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise DurationError(f"{text!r} is not a duration like 90m, 6h or 1h30m")
+    seconds = sum(float(g) * unit for g, unit in zip(match.groups(), _UNIT_SECONDS, strict=True) if g)
+    if seconds > MAX_DURATION_S:
+        raise DurationError(f"{text!r} is longer than a year")
+    return int(seconds)
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 instant (``Z`` or an offset) as an aware UTC datetime; ValueError otherwise."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return value.astimezone(UTC)
+
+
+def format_time(value: datetime) -> str:
+    """An aware datetime as RFC 3339 UTC to the second with a ``Z``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_now() -> datetime:
+    """The current instant, aware, in UTC (the default clock of every component)."""
+    return datetime.now(UTC)

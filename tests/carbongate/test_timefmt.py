@@ -1,0 +1,34 @@
+"""Times and durations as every component reads and writes them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from carbongate import timefmt
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90m", 5400), ("6h", 21600), ("1h30m", 5400), ("2d", 172800), ("45s", 45), ("1.5h", 5400), (" 2h ", 7200),
+])
+def test_durations_read_like_kubernetes_users_write_them(text: str, seconds: int) -> None:
+    assert timefmt.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "12x", "h", "-1h", "1h-30m", "400d", "1e3h", "soon"])
+def test_unreadable_durations_raise_a_duration_error(text: str) -> None:
+    with pytest.raises(timefmt.DurationError):
+        timefmt.parse_duration(text)
+
+
+def test_instants_round_trip_in_utc_with_a_z() -> None:
+    assert timefmt.parse_time("2026-11-22T14:00:00+01:00") == datetime(2026, 11, 22, 13, tzinfo=UTC)
+    assert timefmt.format_time(datetime(2026, 11, 22, 14, tzinfo=timezone(timedelta(hours=1)))) == \
+        "2026-11-22T13:00:00Z"
+    assert timefmt.parse_time("2026-11-22T13:00:00Z") == datetime(2026, 11, 22, 13, tzinfo=UTC)
+
+
+def test_an_instant_without_a_time_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="no time zone"):
+        timefmt.parse_time("2026-11-22T13:00:00")
