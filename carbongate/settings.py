@@ -175,6 +175,19 @@ class GovernanceSettings:
     publish_interval_s: float = 30.0
     # A pod watch is re-established after this long (the server may end it sooner).
     watch_timeout_s: int = 300
+    # Kubernetes namespace of the budgets ConfigMap and the Lease (carbongate's own).
+    namespace: str = "carbongate"
+    # ConfigMap the budgets document is also published to (key budgets.json), which
+    # every webhook pod mounts; empty: not published to the cluster.
+    budgets_configmap: str = ""
+    # Lease for leader election (only its holder collects and publishes); empty: no
+    # election, this process always collects.
+    lease_name: str = ""
+    lease_duration_s: int = 15
+    # How often the leader renews (and a standby retries) the Lease.
+    lease_renew_s: float = 2.0
+    # This replica's Lease holderIdentity; empty: hostname and process id.
+    identity: str = ""
 
 
 @dataclass(frozen=True)
@@ -209,7 +222,8 @@ def load(
     layered = _merge(layered, _from_environment(env))
     if overrides:
         layered = _merge(layered, {k: dict(v) for k, v in overrides.items()})
-    return _build(Settings, layered, "")
+    settings: Settings = _build(Settings, layered, "")
+    return settings
 
 
 def environment_value(name: str, *, environ: Mapping[str, str] | None = None) -> str | None:
@@ -258,7 +272,7 @@ def _build(cls: type[Any], values: Mapping[str, Any], where: str) -> Any:
             continue
         label = f"{where}.{item.name}" if where else item.name
         hint = hints[item.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[item.name] = _build(hint, values[item.name], label)
         else:
             kwargs[item.name] = _coerce(values[item.name], hint, label)

@@ -54,7 +54,7 @@ def exposition(multiprocess_dir: Path | None) -> tuple[bytes, str]:
     """The metrics page: every worker's when multiprocess, else this process's."""
     if multiprocess_dir is not None:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=str(multiprocess_dir))
+        multiprocess.MultiProcessCollector(registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     from prometheus_client import REGISTRY
 

@@ -67,7 +67,7 @@ def options(settings: settings_mod.Settings, *, dev: bool) -> dict[str, Any]:
     def child_exit(_: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
     return {
         "bind": web.bind,

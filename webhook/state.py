@@ -114,11 +114,12 @@ def kubernetes_namespace_reader(*, timeout_s: float) -> NamespaceReader:
     """Read namespace labels with the in-cluster service account (RBAC: namespaces get)."""
     from kubernetes import client, config
 
-    config.load_incluster_config()
+    config.load_incluster_config()  # type: ignore[no-untyped-call]
     api = client.CoreV1Api()
 
     def read(namespace: str) -> Mapping[str, str]:
         found = api.read_namespace(namespace, _request_timeout=timeout_s)
-        return dict(found.metadata.labels or {})
+        metadata = found.metadata
+        return dict(metadata.labels or {}) if metadata is not None else {}
 
     return read
