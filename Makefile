@@ -28,9 +28,11 @@ test: $(STAMP)
 	bash scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
-## soak: the 10-minute load and memory soak (kept out of `make test`)
+## soak: 10 minutes at 400 req/s (twice bench/admission.py's sustained rate) with the workers' RSS
+## sampled, kept out of `make test`; prints its figures. CARBONGATE_SOAK_RATE and
+## CARBONGATE_SOAK_SECONDS change the load (docs/reliability.md).
 soak: $(STAMP)
-	$(BIN)/python -m pytest -m soak -p no:xdist tests/reliability
+	$(BIN)/python -m pytest -m soak -p no:xdist -s tests/reliability
 
 ## bench: the benchmarks; each prints its figures
 bench: $(STAMP)
