@@ -140,3 +140,25 @@ def test_policies_that_read_the_grid_document_get_every_forecast_issue(edited_po
     finally:
         engine.close()
     assert last is not None and last >= "2023-03-02T13:00:00Z"
+
+
+def test_a_later_forecast_issue_re_plans_a_waiting_job_to_a_window_beyond_the_first_horizon(
+        tmp_path: Path) -> None:
+    # Submitted at 00:10 with 24 h of slack. A 24-hour forecast issued at 00:00 sees 05:00
+    # (200 g) as the best hour; the one issued at 01:00 also sees 24:00 (30 g), still
+    # before release_by (24:10): the controller moves the window there.
+    values = [400] * 5 + [200] + [400] * 18 + [30] + [400] * 40
+    trace = write_trace(tmp_path / "gb.csv", "GB", T0, values)
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(f"{HEADER}\nj1,{(T0 + timedelta(minutes=10)).strftime('%Y-%m-%dT%H:%M:%SZ')},3,ml,2,8,1,24,GB,0\n")
+    short = run.simulate(options([trace], workload=jobs, horizon_h=24))
+    (outcome,) = short.outcomes
+    assert (outcome.action, outcome.release_reason) == ("defer", "window-open")
+    assert outcome.replans == 1
+    assert outcome.start_s == (T0 + timedelta(hours=24)).timestamp()
+    assert short.summaries["carbongate"].emissions_g == pytest.approx(short.summaries["oracle"].emissions_g)
+    # With 48 hours of forecast the first plan already sees 24:00: nothing to re-plan.
+    (seen,) = run.simulate(options([trace], workload=jobs, horizon_h=48)).outcomes
+    assert seen.replans == 0 and seen.start_s == outcome.start_s
+    # The SDK window asks once, on the 24-hour forecast of 00:00, and keeps 05:00.
+    assert short.placements["sdk_window"].start_s[0] == (T0 + timedelta(hours=5)).timestamp()
