@@ -101,10 +101,12 @@ def _json(status: int, document: Any) -> Response:
 
 
 def _build_engine(settings: settings_mod.Settings, watch: bool) -> Any:
+    """The engine, watched for both kinds: an OPA sidecar that restarted has forgotten our
+    policies, and only the watcher pushes them again (else every review fails open)."""
     import policy_engine
 
     engine = policy_engine.build(settings.engine)
-    if watch and settings.engine.kind == "embedded":
+    if watch:
         engine.start_watching(settings.engine.reload_interval_s)
     return engine
 
