@@ -30,6 +30,10 @@ class Proxy:
         self._lock = threading.Lock()
 
     @property
+    def listening(self) -> bool:
+        return self._listener is not None
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
