@@ -64,6 +64,12 @@ def _routes(app: Flask, admission_service: service.AdmissionService, multiproces
         if request.content_length is not None and request.content_length > limit:
             return _json(413, {"error": f"body over {limit} bytes"})
         body = request.get_data(cache=False)
+        if request.content_length is None and len(body) >= limit and request.environ["wsgi.input"].read(1):
+            # A chunked body has no Content-Length to refuse up front, and Werkzeug
+            # stops reading it at the limit without an error: more bytes after it
+            # mean it was over, not that the first ``limit`` bytes are the request.
+            metrics.BAD_REQUESTS.inc()
+            return _json(413, {"error": f"body over {limit} bytes"})
         status, document = admission_service.handle(body)
         return _json(status, document)
 

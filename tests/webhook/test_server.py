@@ -86,6 +86,28 @@ def test_a_body_over_the_limit_is_refused_without_reading_it_all(server: webhook
     connection.close()
 
 
+def chunked_review(padding: int) -> Iterator[bytes]:
+    """A real review padded by a label of ``padding`` bytes, in 64 KiB pieces (Transfer-Encoding: chunked)."""
+    document = builders.loopback("02_create-pod_api-canary.json")
+    document["request"]["object"]["metadata"].setdefault("labels", {})["pad"] = "x" * padding
+    data = json.dumps(document).encode()
+    return (data[i:i + 65536] for i in range(0, len(data), 65536))
+
+
+@pytest.mark.parametrize(("padding", "status"), [(1024 * 1024, 200), (4 * 1024 * 1024, 413)])
+def test_a_chunked_body_is_held_to_the_same_limit(server: webhook_server.RunningWebhook,
+                                                   padding: int, status: int) -> None:
+    """Without Content-Length the limit is found while reading: over it is 413, never the truncated body."""
+    host, port = server.url.removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(host, int(port), context=server.context(), timeout=30)
+    connection.request("POST", "/mutate", body=chunked_review(padding), encode_chunked=True,
+                       headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    assert response.status == status, response.read()[:200]
+    connection.close()
+    assert server.get("/healthz")[0] == 200
+
+
 def test_connections_are_kept_alive_across_requests(server: webhook_server.RunningWebhook) -> None:
     host, port = server.url.removeprefix("https://").split(":")
     connection = http.client.HTTPSConnection(host, int(port), context=server.context(), timeout=5)
