@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from carbongate import settings as settings_mod
 from tests.support import webhook_server
 from tests.webhook import builders
 from webhook import reviews
+from webhook import server as server_mod
 
 pytestmark = pytest.mark.xdist_group("webhook-server")
 
@@ -136,6 +138,49 @@ def test_tls_below_1_2_is_refused_by_the_server(server: webhook_server.RunningWe
     with pytest.raises(ssl.SSLError) as refused, socket.create_connection((host, int(port)), timeout=5) as raw:
         context.wrap_socket(raw, server_hostname="localhost")
     assert "PROTOCOL_VERSION" in str(refused.value).upper() or "WRONG_VERSION" in str(refused.value).upper()
+
+
+@pytest.mark.parametrize("cipher", [
+    "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA",        # CBC with a SHA-1 MAC
+    "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384",  # CBC
+])
+def test_tls_1_2_with_only_a_weak_cipher_is_refused(server: webhook_server.RunningWebhook, cipher: str) -> None:
+    """The serving key is ECDSA, so these CBC suites are the weak ones it could otherwise
+    negotiate (OpenSSL's defaults accept each of them with this certificate); suites for
+    RSA keys would fail for want of an RSA certificate and prove nothing."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(str(server.ca_file))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(f"{cipher}:@SECLEVEL=0")
+    host, port = server.url.removeprefix("https://").split(":")
+    with pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE|NO_SHARED_CIPHER|NO_CIPHERS"), \
+            socket.create_connection((host, int(port)), timeout=5) as raw:
+        context.wrap_socket(raw, server_hostname="localhost")
+
+
+def test_the_server_offers_only_forward_secret_aead_suites_below_tls_1_3(tmp_path: Path) -> None:
+    webhook_server.generate_certs(tmp_path)
+    settings = settings_mod.load(environ={})
+
+    def default_factory() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+        return context
+
+    context = server_mod.tls_context(settings.webhook)(None, default_factory)
+    below_1_3 = [c for c in context.get_ciphers() if c["protocol"] != "TLSv1.3"]
+    assert below_1_3 and all(c["kea"] == "kx-ecdhe" and c["aead"] for c in below_1_3), below_1_3
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_tls_1_3_is_accepted(server: webhook_server.RunningWebhook) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(str(server.ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    host, port = server.url.removeprefix("https://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.version() == "TLSv1.3"
 
 
 def test_tls_1_2_with_a_modern_cipher_is_accepted(server: webhook_server.RunningWebhook) -> None:
