@@ -43,7 +43,7 @@ class Stats:
         if not self.latencies_ms:
             return float("nan")
         ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
     def summary(self) -> dict[str, float]:
         return {
@@ -163,6 +163,6 @@ def saturation(url: str, bodies: Sequence[bytes], *, seconds: float, ca_file: st
     results = [json.loads(out.get(timeout=seconds + 120)) for _ in workers]
     for process in workers:
         process.join(timeout=30)
-    latencies = tuple(l for r in results for l in r["latencies"])
+    latencies = tuple(latency for r in results for latency in r["latencies"])
     return Stats(sent=len(latencies), errors=sum(r["errors"] for r in results),
                  seconds=time.perf_counter() - began, latencies_ms=latencies)

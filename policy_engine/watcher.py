@@ -76,7 +76,7 @@ class PolicyWatcher:
         except errors.PolicyCompileError as error:
             self._seen = current
             log.error("policy edit rejected, previous policies keep answering:\n%s", error)
-        except Exception as error:  # noqa: BLE001 - the watcher must outlive any failure
+        except Exception as error:
             log.error("policy reload failed, will retry: %s", error)
         else:
             self._seen = current

@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from policy_engine import embedded  # noqa: E402
-from carbongate import settings as settings_mod  # noqa: E402
-from tests.cases import test_cases  # noqa: E402
-from webhook import patches, reviews  # noqa: E402
+from carbongate import settings as settings_mod
+from policy_engine import embedded
+from tests.cases import test_cases
+from webhook import patches, reviews
 
 
 def main() -> int:
@@ -25,7 +25,8 @@ def main() -> int:
     for name, case in test_cases.load_cases():
         document, result = test_cases.decide_case(engine, case)
         decision = result.decision or {}
-        print(f"{name}: {decision.get('action')} {decision.get('reason')} {result.response['response'].get('warnings', [])}")
+        warnings = result.response["response"].get("warnings", [])
+        print(f"{name}: {decision.get('action')} {decision.get('reason')} {warnings}")
         if case["expect"].get("unchanged"):
             continue
         patched = patches.apply_patch(document["request"]["object"], reviews.decoded_patch(result.response))

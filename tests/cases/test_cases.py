@@ -23,10 +23,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from policy_engine import embedded
 from carbongate import settings as settings_mod
 from governance import energy
 from planner import plan as planning
+from policy_engine import embedded
 from tests.webhook import builders
 from webhook import admission, patches, reviews
 
