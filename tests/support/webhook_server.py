@@ -41,9 +41,14 @@ class RunningWebhook:
     ca_file: Path
     directory: Path
     process: subprocess.Popen[bytes]
+    # Certificate and key presented to a server that requires client certificates (mTLS).
+    client_cert: tuple[Path, Path] | None = None
 
     def context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca_file))
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        if self.client_cert is not None:
+            context.load_cert_chain(*self.client_cert)
+        return context
 
     def get(self, path: str, timeout: float = 5) -> tuple[int, bytes]:
         return self._call(urllib.request.Request(self.url + path), timeout)
@@ -103,8 +108,13 @@ def generate_certs(directory: Path) -> None:
 
 @contextmanager
 def running_webhook(directory: Path, *, sections: Mapping[str, Mapping[str, Any]] = {},
-                    dev: bool = True, ready_timeout_s: float = 60) -> Iterator[RunningWebhook]:
-    """Start ``python -m webhook`` and wait for /readyz; stop it (SIGTERM) afterwards."""
+                    dev: bool = True, ready_timeout_s: float = 60,
+                    client_cert: tuple[Path, Path] | None = None) -> Iterator[RunningWebhook]:
+    """Start ``python -m webhook`` and wait for /readyz; stop it (SIGTERM) afterwards.
+
+    ``client_cert`` (certificate, key) is what the helpers present when the
+    server requires a client certificate (``webhook.client_ca_file``).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     generate_certs(directory / "certs")
     port = free_port()
@@ -114,7 +124,7 @@ def running_webhook(directory: Path, *, sections: Mapping[str, Mapping[str, Any]
     process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     server = RunningWebhook(url=f"https://127.0.0.1:{port}", ca_file=directory / "certs" / "ca.crt",
-                            directory=directory, process=process)
+                            directory=directory, process=process, client_cert=client_cert)
     try:
         wait_ready(server, ready_timeout_s)
         yield server
