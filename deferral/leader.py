@@ -9,6 +9,10 @@ only after it has seen the same record unchanged for ``leaseDurationSeconds``
 of its *own* clock, which makes takeover independent of clock skew between
 replicas (client-go's ``observedTime``). A leader that has not renewed for
 ``renew_deadline_s`` stops acting even before anyone else takes over.
+
+Governance elects its leader with the same code, so this module imports
+nothing of the controller but its clock: what a replica needs RBAC for is
+derived from the modules it imports (tests/deploy/kube_calls.py).
 """
 
 from __future__ import annotations
@@ -20,11 +24,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kubernetes.client
+import urllib3.exceptions
 
 from deferral import clock as clock_mod
-from deferral import kube
 
 log = logging.getLogger(__name__)
+
+# No answer at all from the API server (as deferral.kube defines them).
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, urllib3.exceptions.HTTPError)
+_API_ERRORS: tuple[type[BaseException], ...] = (kubernetes.client.ApiException,
+                                               *_TRANSPORT_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ class Elector:
             self._try(now)
         except kubernetes.client.ApiException as error:
             log.warning("lease %s: %s %s", self._config.name, error.status, error.reason)
-        except kube.TRANSPORT_ERRORS + (ValueError,) as error:  # ValueError: client-side checks
+        except _TRANSPORT_ERRORS + (ValueError,) as error:  # ValueError: client-side checks
             log.warning("lease %s: %s", self._config.name, error)
         return self.is_leader(now)
 
@@ -92,7 +101,7 @@ class Elector:
                 lease["spec"].update(holderIdentity=None, leaseDurationSeconds=1)
                 self._api.replace_namespaced_lease(self._config.name, self._config.namespace,
                                                    lease, _preload_content=False)
-        except kube.API_ERRORS as error:
+        except _API_ERRORS as error:
             log.warning("lease %s not released: %s", self._config.name, error)
         self._renewed_at = None
 
