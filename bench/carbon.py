@@ -30,6 +30,7 @@ import argparse
 import dataclasses
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -195,18 +196,30 @@ class Performance:
     workers: int
     release_decisions: int
     admissions: int
+    cpu_s: float
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
 
 
 def _performance(path: Path, args: argparse.Namespace) -> Performance:
     print(f"timing a full year of {PERF_REGION} with {args.perf_jobs} mixed jobs, {args.workers} workers", flush=True)
+    load_before, cpu_before = os.getloadavg(), _cpu_s()
     started = time.perf_counter()
     result = run.simulate(_options(path, f"mixed,jobs={args.perf_jobs}", "perfect", args,
                                    policy_dir=settings_mod.DEFAULT_POLICY_DIR))
     wall = time.perf_counter() - started
-    print(f"  {wall:.1f} s", flush=True)
+    cpu = _cpu_s() - cpu_before
+    print(f"  {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
     return Performance(jobs=len(result.table), wall_s=wall, workers=args.workers,
                        release_decisions=sum(o.release_decisions for o in result.outcomes),
-                       admissions=len(result.outcomes))
+                       admissions=len(result.outcomes), cpu_s=cpu, load_before=load_before,
+                       load_after=os.getloadavg())
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its finished worker processes."""
+    mine, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 def _plot(path: Path, args: argparse.Namespace, picture: Path) -> None:
@@ -373,10 +386,17 @@ def _performance_text(perf: Performance) -> list[str]:
         "## Replay time",
         "",
         f"A full year of {PERF_REGION} with {perf.jobs} mixed jobs, perfect forecast, {perf.workers} worker "
-        f"processes: **{perf.wall_s:.0f} s** wall-clock ({verdict} the {PERF_GOAL_S:.0f} s goal). It asked the "
+        f"processes: **{perf.wall_s:.0f} s** wall-clock ({verdict} the {PERF_GOAL_S:.0f} s goal), "
+        f"{perf.cpu_s:.0f} s of CPU over all processes. Machine: {os.cpu_count()} CPUs shared with other work; "
+        f"load average (1/5/15 min) {_load(perf.load_before)} before the run and {_load(perf.load_after)} after, "
+        "so the wall-clock figure is that of a busy machine. It asked the "
         f"admission policy {perf.admissions} times and the release path {perf.release_decisions} times; the "
         "time goes to the Rego evaluations themselves (see docs/simulate.md, *Cost*).",
     ]
+
+
+def _load(values: tuple[float, float, float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
 
 
 def _pct(summary: run.Summary) -> str:
