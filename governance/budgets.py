@@ -12,8 +12,9 @@ ledger and publishes ``data.carbongate.budgets`` (docs/architecture.md,
 
 Policies read it to warn at 80 % and to hold back an exhausted team's tier-3
 work. Publishing goes to every configured sink (an OPA server's REST API, the
-atomic snapshot file the webhook loads, an in-process engine); a sink that
-fails is logged and counted and the others still get the document.
+atomic snapshot file the webhook loads, a ConfigMap every webhook pod mounts,
+an in-process engine); a sink that fails is logged and counted and the others
+still get the document.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any, Literal, Protocol, TypedDict
 
 import requests
 import yaml
+from kubernetes.client import exceptions as kube_errors
 
 from governance import periods, runs
 
@@ -168,6 +170,11 @@ class DataEngine(Protocol):
         ...
 
 
+def render(doc: BudgetsDocument) -> str:
+    """The document as the file and the ConfigMap hold it (stable key order)."""
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
 @dataclass(frozen=True)
 class FileSink:
     """An atomic JSON snapshot file (temp file, fsync, rename) the webhook reloads."""
@@ -176,7 +183,7 @@ class FileSink:
     name: str = "file"
 
     def publish(self, doc: BudgetsDocument) -> None:
-        write_atomically(self.path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        write_atomically(self.path, render(doc))
 
 
 @dataclass(frozen=True)
@@ -196,6 +203,103 @@ class OpaSink:
                                 data=json.dumps(doc), headers=headers, timeout=self.timeout_s)
         if response.status_code != 204:
             raise RuntimeError(f"OPA answered {response.status_code}: {response.text[:200]}")
+
+
+CONFIGMAP_KEY = "budgets.json"
+CONFIGMAP_LABELS = {"app.kubernetes.io/name": "carbongate",
+                    "app.kubernetes.io/part-of": "carbongate",
+                    "app.kubernetes.io/component": "governance",
+                    "app.kubernetes.io/managed-by": "carbongate-governance"}
+
+
+class ConfigMapApi(Protocol):
+    """The calls of ``kubernetes.client.CoreV1Api`` the ConfigMap sink makes (raw JSON)."""
+
+    @property
+    def read_namespaced_config_map(self) -> Callable[..., Any]: ...
+
+    @property
+    def create_namespaced_config_map(self) -> Callable[..., Any]: ...
+
+    @property
+    def replace_namespaced_config_map(self) -> Callable[..., Any]: ...
+
+
+class ConfigMapConflict(RuntimeError):
+    """Another writer kept changing the ConfigMap between our read and our write."""
+
+
+@dataclass(frozen=True)
+class ConfigMapSink:
+    """Key ``budgets.json`` of a ConfigMap in carbongate's namespace.
+
+    Every webhook pod has its own OPA (or embedded engine) and mounts this
+    ConfigMap, so the kubelet delivers the document to all of them, however
+    many replicas there are. Written with optimistic concurrency: a replace
+    carries the ``resourceVersion`` just read, and a 409 (someone wrote in
+    between, or created it first) means read again and retry, a few times.
+    An unchanged document is not written again.
+    """
+
+    api: ConfigMapApi
+    namespace: str
+    config_map: str
+    timeout_s: float = 5.0
+    attempts: int = 3
+    name: str = "configmap"
+
+    def publish(self, doc: BudgetsDocument) -> None:
+        text = render(doc)
+        for _ in range(self.attempts):
+            current = self._read()
+            try:
+                if current is None:
+                    self._create(text)
+                elif (current.get("data") or {}).get(CONFIGMAP_KEY) != text:
+                    current["data"] = {**(current.get("data") or {}), CONFIGMAP_KEY: text}
+                    self._replace(current)
+                return
+            except kube_errors.ApiException as error:
+                if error.status != 409:
+                    raise
+                log.debug("ConfigMap %s/%s changed under us; reading it again",
+                          self.namespace, self.config_map)
+        raise ConfigMapConflict(f"ConfigMap {self.namespace}/{self.config_map} still conflicted "
+                                f"after {self.attempts} attempts")
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            response = self.api.read_namespaced_config_map(
+                self.config_map, self.namespace, _preload_content=False,
+                _request_timeout=self.timeout_s)
+        except kube_errors.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        found: dict[str, Any] = json.loads(_body(response))
+        return found
+
+    def _create(self, text: str) -> None:
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": self.config_map, "namespace": self.namespace,
+                             "labels": dict(CONFIGMAP_LABELS)},
+                "data": {CONFIGMAP_KEY: text}}
+        _body(self.api.create_namespaced_config_map(
+            self.namespace, body, _preload_content=False, _request_timeout=self.timeout_s))
+
+    def _replace(self, current: dict[str, Any]) -> None:
+        _body(self.api.replace_namespaced_config_map(
+            self.config_map, self.namespace, current, _preload_content=False,
+            _request_timeout=self.timeout_s))
+
+
+def _body(response: Any) -> bytes:
+    """A raw (``_preload_content=False``) response's body; its connection back to the pool."""
+    try:
+        data: bytes = response.data
+        return data
+    finally:
+        response.release_conn()
 
 
 @dataclass(frozen=True)

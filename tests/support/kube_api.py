@@ -21,6 +21,10 @@ unchanged. It follows these sections of the Kubernetes API reference
 * "Cluster Resources": Lease coordination.k8s.io/v1 (optimistic concurrency:
   an update whose ``metadata.resourceVersion`` is not the current one gets
   409 ``Conflict``), Event v1 and events.k8s.io/v1.
+* "Config and Storage Resources": ConfigMap v1 (``configmaps``; the same
+  optimistic concurrency; keys of ``data`` and ``binaryData`` must match
+  ``[-._a-zA-Z0-9]+``, the two together at most 1 MiB, and a ConfigMap with
+  ``immutable: true`` may not change them: 422 ``Invalid`` otherwise).
 * "Common Definitions" / Status: every error is a ``Status`` (``kind:
   Status``, ``status: Failure``, ``reason``, ``message``, ``details``,
   ``code``), as ``kubectl`` and client libraries expect.
@@ -50,6 +54,7 @@ Every request is recorded in ``requests`` for assertions.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import dataclasses
@@ -97,6 +102,7 @@ class Resource:
 RESOURCES = (
     Resource("", "v1", "pods", "Pod"),
     Resource("", "v1", "events", "Event"),
+    Resource("", "v1", "configmaps", "ConfigMap"),
     Resource("batch", "v1", "jobs", "Job"),
     Resource("events.k8s.io", "v1", "events", "Event"),
     Resource("coordination.k8s.io", "v1", "leases", "Lease"),
@@ -268,6 +274,9 @@ class FakeKubeApi:
             meta["generation"] = 1
         if resource.plural == "pods":
             obj.setdefault("status", {"phase": "Pending"})
+        errors = _validate_create(resource, obj)
+        if errors:
+            raise _invalid(resource, name, errors)
         with self._lock:
             if (resource, namespace, name) in self._objects:
                 raise ApiError(409, "AlreadyExists", f'{resource.qualified} "{name}" already exists',
@@ -496,12 +505,56 @@ _JOB_TEMPLATE_MUTABLE_WHILE_SUSPENDED = ("nodeSelector", "affinity", "toleration
                                          "schedulingGates")
 
 
+def _validate_create(resource: Resource, new: JsonObject) -> list[str]:
+    if resource.plural == "configmaps":
+        return _config_map_errors(new)
+    return []
+
+
 def _validate_update(resource: Resource, old: JsonObject, new: JsonObject) -> list[str]:
     if resource.plural == "pods":
         return _validate_pod_update(old.get("spec", {}), new.get("spec", {}))
     if resource.plural == "jobs":
         return _validate_job_update(old.get("spec", {}), new.get("spec", {}))
+    if resource.plural == "configmaps":
+        return _validate_config_map_update(old, new)
     return []
+
+
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+MAX_CONFIG_MAP_BYTES = 1024 * 1024  # core.MaxSecretSize, the limit for ConfigMaps too
+
+
+def _config_map_errors(config_map: JsonObject) -> list[str]:
+    """ValidateConfigMap: key syntax, keys unique across data and binaryData, total size."""
+    errors: list[str] = []
+    data, binary = config_map.get("data") or {}, config_map.get("binaryData") or {}
+    for field, values in (("data", data), ("binaryData", binary)):
+        for key in values:
+            if not _CONFIG_KEY.match(key) or key in (".", ".."):
+                errors.append(f"{field}[{key}]: Invalid value: {key!r}: a valid config key must "
+                              "consist of alphanumeric characters, '-', '_' or '.' (regex used "
+                              "for validation is '[-._a-zA-Z0-9]+')")
+    for key in set(data) & set(binary):
+        errors.append(f"data[{key}]: Invalid value: {key!r}: duplicate of key present in "
+                      "binaryData")
+    size = (sum(len(k) + len(str(v).encode()) for k, v in data.items())
+            + sum(len(k) + len(base64.b64decode(str(v))) for k, v in binary.items()))
+    if size > MAX_CONFIG_MAP_BYTES:
+        errors.append(f"[]: Too long: may not be more than {MAX_CONFIG_MAP_BYTES} bytes")
+    return errors
+
+
+def _validate_config_map_update(old: JsonObject, new: JsonObject) -> list[str]:
+    """ValidateConfigMapUpdate: an immutable ConfigMap keeps its data and stays immutable."""
+    errors = _config_map_errors(new)
+    if old.get("immutable"):
+        if not new.get("immutable"):
+            errors.append("immutable: Forbidden: field is immutable when `immutable` is set")
+        for field in ("data", "binaryData"):
+            if (old.get(field) or {}) != (new.get(field) or {}):
+                errors.append(f"{field}: Forbidden: field is immutable when `immutable` is set")
+    return errors
 
 
 def _validate_pod_update(old: JsonObject, new: JsonObject) -> list[str]:
