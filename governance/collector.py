@@ -156,8 +156,10 @@ class Recorder:
             self.meters.skipped.labels(reason="malformed-pod").inc()
             return False
         inserted = self.store.record(record)
-        if inserted:
+        if inserted:  # counted only when this insert added the row: replicas never count twice
             self.meters.recorded.labels(phase=record.phase).inc()
+            self.meters.count_run(team=record.team, emissions_g=record.emissions_g,
+                                  saved_g=record.saved_g)
             if record.emissions_g is None:
                 self.meters.skipped.labels(reason="unpriced").inc()
         return inserted

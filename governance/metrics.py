@@ -25,6 +25,31 @@ class GovernanceMetrics:
     published: prom.Counter
     team_used_g: prom.Gauge
     team_percent: prom.Gauge
+    team_emitted_g: prom.Counter
+    team_saved_g: prom.Counter
+    team_overshoot_g: prom.Counter
+    leader: prom.Gauge
+
+    def count_run(self, *, team: str, emissions_g: float | None, saved_g: float) -> None:
+        """Add a newly recorded run's grams to its team's counters (only on a real insert).
+
+        A counter only goes up, so a change that turned out dirtier than its
+        counterfactual (a negative saving) goes to ``overshoot`` rather than
+        being hidden; net saving = saved - overshoot. All three series of a
+        team exist from its first run, so that PromQL can subtract them.
+        """
+        emitted = self.team_emitted_g.labels(team=team)
+        saved = self.team_saved_g.labels(team=team)
+        overshoot = self.team_overshoot_g.labels(team=team)
+        if emissions_g is not None:
+            emitted.inc(max(emissions_g, 0.0))
+        saved.inc(max(saved_g, 0.0))
+        overshoot.inc(max(-saved_g, 0.0))
+
+    def forget_budgets(self) -> None:
+        """Drop the per-team budget gauges: a replica that stopped leading no longer knows."""
+        self.team_used_g.clear()
+        self.team_percent.clear()
 
 
 def create(registry: prom.CollectorRegistry | None = None) -> GovernanceMetrics:
@@ -55,4 +80,17 @@ def create(registry: prom.CollectorRegistry | None = None) -> GovernanceMetrics:
         team_percent=prom.Gauge("carbongate_budget_used_percent",
                                 "Share of a team's budget used this period", ["team"],
                                 registry=registry),
+        team_emitted_g=prom.Counter("carbongate_governance_emitted_grams_total",
+                                    "gCO2e emitted by the runs recorded, per team", ["team"],
+                                    registry=registry),
+        team_saved_g=prom.Counter("carbongate_governance_saved_grams_total",
+                                  "gCO2e saved against the counterfactual by the runs "
+                                  "recorded, per team", ["team"], registry=registry),
+        team_overshoot_g=prom.Counter("carbongate_governance_overshoot_grams_total",
+                                      "gCO2e emitted beyond the counterfactual by runs carbongate "
+                                      "changed that turned out dirtier, per team", ["team"],
+                                      registry=registry),
+        leader=prom.Gauge("carbongate_governance_leader",
+                          "1 while this replica holds the Lease (collects and publishes)",
+                          registry=registry),
     )
