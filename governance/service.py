@@ -1,14 +1,17 @@
 """The governance service (``python -m governance``): collector, publisher, HTTP.
 
-One process, three loops, none of them in the admission path:
+One process, none of it in the admission path:
 
+* the election (``governance.leadership``): with ``governance.lease_name``
+  set, only the holder of that Lease runs the two loops below; a follower
+  waits and takes over once the leader's Lease expires;
 * the collector (``governance.collector``) records finished pods;
 * the publisher, every ``publish_interval_s`` and soon after a run is
   recorded, archives the feed's grid snapshot into the ledger (so runs are
   priced on the intensity that was published), recomputes the current
-  period's budgets and publishes them (snapshot file, OPA server, engine);
-* a small HTTP server: ``/healthz``, ``/metrics`` (Prometheus) and
-  ``/budgets`` (the report as JSON, ``?period=2026-11&team=ml``).
+  period's budgets and publishes them (snapshot file, ConfigMap, OPA server);
+* a small HTTP server on every replica: ``/healthz``, ``/metrics``
+  (Prometheus) and ``/budgets`` (the report as JSON, ``?period=2026-11&team=ml``).
 
 Everything is built from :class:`carbongate.settings.Settings`; the pieces
 are passed to each other explicitly so tests can assemble the same service
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,16 +33,20 @@ from pathlib import Path
 from typing import Any
 
 import flask
+import kubernetes.client
 import prometheus_client as prom
 from flask.typing import ResponseReturnValue
 from werkzeug import serving
 
 from carbongate import settings as settings_mod
+from deferral import clock as clock_mod
+from deferral import leader
 from governance import (
     budgets,
     collector,
     energy,
     history,
+    leadership,
     ledger,
     metrics,
     periods,
@@ -133,14 +142,15 @@ class Governance:
 
 # --- HTTP --------------------------------------------------------------------------------
 
-def create_app(*, service: Governance, ready: Callable[[], bool] = lambda: True) -> flask.Flask:
+def create_app(*, service: Governance, ready: Callable[[], bool] = lambda: True,
+               leading: Callable[[], bool] = lambda: True) -> flask.Flask:
     """The HTTP app: health, metrics, and the budgets report as JSON."""
     app = flask.Flask("governance")
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
         ok = ready()
-        return flask.jsonify({"ok": ok}), 200 if ok else 503
+        return flask.jsonify({"ok": ok, "leader": leading()}), 200 if ok else 503
 
     @app.get("/metrics")
     def metrics_page() -> flask.Response:
@@ -200,9 +210,14 @@ def grid_history(settings: settings_mod.Settings, store: ledger.Ledger) -> histo
     return history.ChainHistory(histories=tuple(chain))
 
 
-def sinks(settings: settings_mod.Settings) -> list[budgets.BudgetSink]:
-    """The snapshot file always; the OPA server too when it is the policy engine."""
-    found: list[budgets.BudgetSink] = [budgets.FileSink(settings.governance.budgets_snapshot_path)]
+def sinks(settings: settings_mod.Settings, *, core: budgets.ConfigMapApi | None = None
+          ) -> list[budgets.BudgetSink]:
+    """The snapshot file always; the ConfigMap when named; the OPA server when it decides."""
+    section = settings.governance
+    found: list[budgets.BudgetSink] = [budgets.FileSink(section.budgets_snapshot_path)]
+    if section.budgets_configmap and core is not None:
+        found.append(budgets.ConfigMapSink(api=core, namespace=section.namespace,
+                                           config_map=section.budgets_configmap))
     if settings.engine.kind == "opa":
         token = settings_mod.environment_value(settings.engine.opa_token_env)
         found.append(budgets.OpaSink(url=settings.engine.opa_url, token=token,
@@ -210,57 +225,151 @@ def sinks(settings: settings_mod.Settings) -> list[budgets.BudgetSink]:
     return found
 
 
-def kube_apis(settings: settings_mod.GovernanceSettings) -> tuple[Any, Any]:
-    """CoreV1Api and BatchV1Api from the kubeconfig, else the in-cluster account."""
-    from kubernetes import client, config
+def kube_client(settings: settings_mod.GovernanceSettings) -> kubernetes.client.ApiClient:
+    """A client from the kubeconfig, else the in-cluster service account."""
+    from kubernetes import config
 
     if settings.kubeconfig is not None:
-        api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        api_client: kubernetes.client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(settings.kubeconfig))
-    else:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        api_client = client.ApiClient()
-    return client.CoreV1Api(api_client), client.BatchV1Api(api_client)
+        return api_client
+    config.load_incluster_config()  # type: ignore[no-untyped-call]
+    return kubernetes.client.ApiClient()
+
+
+def candidate(settings: settings_mod.GovernanceSettings, *,
+              api_client: kubernetes.client.ApiClient, clock: clock_mod.Clock,
+              identity: str | None = None) -> leader.Elector | None:
+    """The Lease elector, or None when ``lease_name`` is empty (no election)."""
+    if not settings.lease_name:
+        return None
+    config = leader.LeaseConfig(
+        namespace=settings.namespace, name=settings.lease_name,
+        identity=identity or settings.identity or f"{socket.gethostname()}-{os.getpid()}",
+        lease_duration_s=settings.lease_duration_s, renew_interval_s=settings.lease_renew_s)
+    if not 0 < config.renew_interval_s < config.renew_deadline_s:
+        raise settings_mod.SettingsError(
+            f"governance.lease_renew_s ({settings.lease_renew_s}) must be positive and shorter "
+            f"than two thirds of governance.lease_duration_s ({settings.lease_duration_s}), "
+            "or the leader would lose the Lease between two renewals")
+    return leader.Elector(api=kubernetes.client.CoordinationV1Api(api_client), config=config,
+                          clock=clock)
 
 
 # --- running -----------------------------------------------------------------------------
 
-def run(settings: settings_mod.Settings, *, stop: threading.Event | None = None) -> int:
-    """Run until SIGTERM/SIGINT (or ``stop``): collector, publisher and HTTP server."""
-    stop = stop or _stop_on_signals()
-    meters = metrics.create()
-    store = ledger.open_ledger(database_url(settings.governance))
-    core, batch = kube_apis(settings.governance)
-    service = Governance(
-        store=store, budgets_file=BudgetsFile(settings.governance.budgets_file),
-        sinks=sinks(settings), meters=meters, snapshot_path=settings.grid.snapshot_path)
-    wake = threading.Event()
+@dataclass
+class Collecting:
+    """One term's work: a fresh collector (list, then watch) and the publish loop."""
+
+    service: Governance
+    recorder: collector.Recorder
+    pods_api: collector.PodsApi
+    meters: metrics.GovernanceMetrics
+    watch_timeout_s: int
+    interval_s: float
+    current: collector.Collector | None = None
+
+    def __call__(self, stop: threading.Event) -> None:
+        wake = threading.Event()
+        watcher = collector.Collector(api=self.pods_api, recorder=self.recorder,
+                                      meters=self.meters, watch_timeout_s=self.watch_timeout_s,
+                                      on_recorded=wake.set)
+        self.current = watcher
+        thread = threading.Thread(target=watcher.run, args=(stop,), name="governance-watch",
+                                  daemon=True)
+        thread.start()
+        try:
+            _publish_loop(self.service, stop=stop, wake=wake, interval_s=self.interval_s)
+        finally:
+            watcher.stop()
+            thread.join(timeout=10)
+
+    @property
+    def synced(self) -> bool:
+        """The running term's first pod list is done."""
+        return self.current is not None and self.current.synced.is_set()
+
+
+@dataclass
+class Running:
+    """A started replica: the election loop (which runs the terms) on its thread."""
+
+    service: Governance
+    store: ledger.SqlLedger
+    leadership: leadership.Leadership
+    collecting: Collecting
+    thread: threading.Thread
+    stop_event: threading.Event
+
+    @property
+    def ready(self) -> bool:
+        """A leader once its first pod list is done; a follower at once (it serves reports)."""
+        return self.collecting.synced if self.leadership.leading else True
+
+    def stop(self, timeout_s: float = 15.0, *, release_lease: bool = True) -> None:
+        """Stop the loops; ``release_lease=False`` leaves the Lease as a crash would."""
+        self.leadership.release_on_exit = release_lease
+        self.stop_event.set()
+        self.thread.join(timeout_s)
+        self.store.close()
+
+
+def start(settings: settings_mod.Settings, *, api_client: kubernetes.client.ApiClient,
+          clock: clock_mod.Clock, meters: metrics.GovernanceMetrics | None = None,
+          identity: str | None = None) -> Running:
+    """Build a replica from the settings and start its election loop."""
+    section = settings.governance
+    elector = candidate(section, api_client=api_client, clock=clock, identity=identity)
+    meters = meters or metrics.create()
+    store = ledger.open_ledger(database_url(section))
+    core = kubernetes.client.CoreV1Api(api_client)
+    batch = kubernetes.client.BatchV1Api(api_client)
+    service = Governance(store=store, budgets_file=BudgetsFile(section.budgets_file),
+                         sinks=sinks(settings, core=core), meters=meters,
+                         snapshot_path=settings.grid.snapshot_path)
     recorder = collector.Recorder(
-        store=store, model=energy.load(settings.governance.energy_model_file),
+        store=store, model=energy.load(section.energy_model_file),
         grid=grid_history(settings, store), defaults=defaults(settings),
         lookups=collector.KubeLookups(core=core, batch=batch), meters=meters)
-    watcher = collector.Collector(api=core, recorder=recorder, meters=meters,
-                                  watch_timeout_s=settings.governance.watch_timeout_s,
-                                  on_recorded=wake.set)
+    collecting = Collecting(service=service, recorder=recorder, pods_api=core, meters=meters,
+                            watch_timeout_s=section.watch_timeout_s,
+                            interval_s=section.publish_interval_s)
+
+    def changed(leading: bool) -> None:
+        meters.leader.set(1 if leading else 0)
+        if not leading:
+            meters.forget_budgets()
+
+    elected = leadership.Leadership(candidate=elector, work=collecting, clock=clock,
+                                    on_change=changed)
+    stop = threading.Event()
+    thread = threading.Thread(target=elected.run, args=(stop,), name="governance-election",
+                              daemon=True)
+    thread.start()
+    return Running(service=service, store=store, leadership=elected, collecting=collecting,
+                   thread=thread, stop_event=stop)
+
+
+def run(settings: settings_mod.Settings, *, stop: threading.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop``): election, collector, publisher, HTTP server."""
+    stop = stop or _stop_on_signals()
+    running = start(settings, api_client=kube_client(settings.governance),
+                    clock=clock_mod.SystemClock())
     server = _http_server(settings.governance.bind, create_app(
-        service=service, ready=watcher.synced.is_set))
-    threads = [
-        threading.Thread(target=watcher.run, args=(stop,), name="governance-watch", daemon=True),
-        threading.Thread(target=server.serve_forever, name="governance-http", daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    log.info("governance serving on http://%s (ledger %s)", settings.governance.bind,
-             ledger.render_url(database_url(settings.governance)))
+        service=running.service, ready=lambda: running.ready,
+        leading=lambda: running.leadership.leading))
+    http = threading.Thread(target=server.serve_forever, name="governance-http", daemon=True)
+    http.start()
+    log.info("governance serving on http://%s (ledger %s, lease %s)", settings.governance.bind,
+             ledger.render_url(database_url(settings.governance)),
+             settings.governance.lease_name or "none: always collecting")
     try:
-        _publish_loop(service, stop=stop, wake=wake,
-                      interval_s=settings.governance.publish_interval_s)
+        stop.wait()
     finally:
-        watcher.stop()
+        running.stop()
         server.shutdown()
-        for thread in threads:
-            thread.join(timeout=10)
-        store.close()
+        http.join(timeout=10)
     return 0
 
 

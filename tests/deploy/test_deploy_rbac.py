@@ -62,18 +62,45 @@ def test_entry_packages_come_from_the_container_commands(dev: list[dict[str, Any
         "webhook", "carbon_feed"}
     assert support.entry_packages(support.one(dev, "Deployment", "carbongate-deferral")) == {
         "deferral", "carbon_feed"}
+    assert support.entry_packages(support.one(dev, "Deployment", "carbongate-governance")) == {
+        "governance", "carbon_feed"}
 
 
-def test_leases_are_granted_only_in_carbongate_namespace_and_only_its_own(
+def test_governance_may_hold_a_lease_and_publish_a_config_map_and_nothing_more_in_its_namespace(
     dev: list[dict[str, Any]],
 ) -> None:
+    """The derivation sees the election (deferral.leader) and the ConfigMap sink's calls,
+    and none of the controller's pod and Job writes that module no longer drags in."""
+    deployment = support.one(dev, "Deployment", "carbongate-governance")
+    closure = kube_calls.module_closure(support.REPO, sorted(support.entry_packages(deployment)))
+    needed = {f"{p.group or 'core'}/{p.resource}:{p.verb}" for p in kube_calls.permissions(closure)}
+    assert {"coordination.k8s.io/leases:create", "coordination.k8s.io/leases:get",
+            "coordination.k8s.io/leases:update", "core/configmaps:create", "core/configmaps:get",
+            "core/configmaps:update"} <= needed
+    assert not {p for p in needed if p.endswith(":patch") or p.startswith("core/events")}
+    assert not [f for f in closure if f.parent.name == "deferral" and f.name not in (
+        "__init__.py", "leader.py", "clock.py")]
+
+
+@pytest.mark.parametrize(("role_name", "resource", "own"), [
+    ("carbongate-deferral-leader", "leases", "carbongate-deferral"),
+    ("carbongate-governance-leader", "leases", "carbongate-governance"),
+    ("carbongate-governance-budgets", "configmaps", "carbongate-budgets-published"),
+])
+def test_writes_are_granted_only_in_carbongate_namespace_and_only_on_its_own_object(
+    dev: list[dict[str, Any]], role_name: str, resource: str, own: str,
+) -> None:
     for role in support.of_kind(dev, "ClusterRole"):
-        assert all("leases" not in rule["resources"] for rule in role["rules"])
-    role = support.one(dev, "Role", "carbongate-deferral-leader")
+        assert all(resource not in rule["resources"] for rule in role["rules"])
+    role = support.one(dev, "Role", role_name)
     assert role["metadata"]["namespace"] == "carbongate"
     named = [rule for rule in role["rules"] if rule.get("resourceNames")]
+    unnamed = [rule for rule in role["rules"] if not rule.get("resourceNames")]
     assert {v for rule in named for v in rule["verbs"]} == {"get", "update"}
-    assert {n for rule in named for n in rule["resourceNames"]} == {"carbongate-deferral"}
+    assert {n for rule in named for n in rule["resourceNames"]} == {own}
+    # create cannot name the object it creates: the only verb allowed without a name.
+    assert {v for rule in unnamed for v in rule["verbs"]} == {"create"}
+    assert {r for rule in role["rules"] for r in rule["resources"]} == {resource}
 
 
 def test_every_pod_runs_under_its_own_service_account(dev: list[dict[str, Any]]) -> None:

@@ -17,7 +17,9 @@ import kubernetes.client
 import pytest
 from kubernetes.client import exceptions as kube_errors
 
+from carbongate import settings as settings_mod
 from governance import budgets
+from governance import service as service_mod
 from tests.support import kube_api
 
 NAMESPACE, NAME = "carbongate", "carbongate-budgets-published"
@@ -166,3 +168,18 @@ def test_a_failing_config_map_does_not_keep_the_document_from_the_other_sinks(
     assert failed == ["configmap"]
     assert json.loads((tmp_path / "budgets.json").read_text(encoding="utf-8")) == DOC
 
+
+def test_the_service_publishes_to_the_config_map_only_when_one_is_named(
+        served: kube_api.RunningKubeApi, tmp_path: Path) -> None:
+    core = kubernetes.client.CoreV1Api(served.api_client())
+
+    def settings(**governance: object) -> settings_mod.Settings:
+        return settings_mod.load(environ={}, overrides={"governance": {
+            "budgets_snapshot_path": tmp_path / "budgets.json", **governance}})
+
+    assert [s.name for s in service_mod.sinks(settings(), core=core)] == ["file"]
+    named = service_mod.sinks(settings(budgets_configmap=NAME, namespace="platform"), core=core)
+    assert [s.name for s in named] == ["file", "configmap"]
+    configmap = named[1]
+    assert isinstance(configmap, budgets.ConfigMapSink)
+    assert (configmap.namespace, configmap.config_map) == ("platform", NAME)

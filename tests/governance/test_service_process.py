@@ -248,7 +248,8 @@ def run_service_and_check(kube: kube_api.RunningKubeApi, url: str, tmp_path: Pat
                                       "percent": 86.5, "state": "warn"}
         assert doc["teams"]["web"]["state"] == "ok"
         base = f"http://127.0.0.1:{port}"
-        assert requests.get(f"{base}/healthz", timeout=5).json() == {"ok": True}
+        # No lease_name: no election, this process always leads.
+        assert requests.get(f"{base}/healthz", timeout=5).json() == {"ok": True, "leader": True}
         report = requests.get(f"{base}/budgets", timeout=5).json()  # the current period
         assert report["period"] == doc["period"]
         (ml,) = [t for t in report["teams"] if t["name"] == "ml"]
