@@ -61,6 +61,7 @@ def allowed(engine: OpaEngine, caller: str | None, method: str, path: str,
     ("webhook", "POST", "/v1/data/carbongate/admission/decision"),
     ("webhook", "GET", "/v1/data/carbongate/grid"),
     ("webhook", "PUT", "/v1/data/carbongate/config"),
+    ("webhook", "PUT", "/v1/data/carbongate/budgets"),
     ("webhook", "GET", "/v1/policies/"),
     ("webhook", "PUT", "/v1/policies/carbongate-policy/carbongate/admission/decision.rego"),
     ("webhook", "DELETE", "/v1/policies/carbongate-policy/carbongate/old.rego"),
@@ -81,7 +82,8 @@ def test_each_caller_may_do_its_job(engine: OpaEngine, caller: str | None, metho
     ("governance", "PUT", "/v1/data/carbongate/grid"),
     ("governance", "POST", "/v1/data/carbongate/admission/decision"),
     ("webhook", "PUT", "/v1/data/carbongate/grid"),
-    ("webhook", "PUT", "/v1/data/carbongate/budgets"),
+    ("webhook", "DELETE", "/v1/data/carbongate/budgets"),
+    ("webhook", "PUT", "/v1/data/carbongate/budgets/ml"),
     ("webhook", "PUT", "/v1/policies/system/authz"),
     ("webhook", "PUT", "/v1/data"),
     ("webhook", "GET", "/v1/data"),
@@ -145,6 +147,23 @@ def test_the_feed_publishes_the_grid_and_governance_the_budgets(
     budgets.OpaSink(url=opa.url, token=TOKENS["governance"]).publish(document)  # type: ignore[arg-type]
     assert opa.data()["carbongate"]["grid"] == _grid()
     assert opa.data()["carbongate"]["budgets"] == document
+
+
+def test_the_webhook_engine_puts_the_budgets_but_never_the_grid(
+    opa: opa_rest_double.OpaRestDouble, policy_dir: Path,
+) -> None:
+    """The webhook relays governance's ConfigMap into its OPA; the grid stays the feed's."""
+    document = {"period": "2026-11", "generated_at": "2026-11-22T12:00:00Z",
+                "teams": {"ml": {"limit_g": 8.0, "used_g": 7.0, "percent": 87.5, "state": "warn"}}}
+    engine = opa_server.OpaServerEngine(url=opa.url, policy_dir=policy_dir, token=TOKENS["webhook"],
+                                        timeout_s=5.0)
+    try:
+        engine.put_data("budgets", document)
+        with pytest.raises(engine_errors.PolicyEngineError):
+            engine.put_data("grid", _grid())
+    finally:
+        engine.close()
+    assert opa.data()["carbongate"] == {"budgets": document}
 
 
 def test_the_feed_token_cannot_push_policies(opa: opa_rest_double.OpaRestDouble, policy_dir: Path) -> None:

@@ -7,7 +7,9 @@
 #   carbongate-opa-tokens Secret into its container and into OPA's
 #   environment. The feed may only replace the grid document, governance
 #   only the budgets document; the webhook manages carbongate's own
-#   policies and config and asks for decisions. Nobody may touch this
+#   policies and config, replaces the budgets document (which governance
+#   publishes as a ConfigMap the pod mounts) and asks for decisions. It
+#   never writes the grid: that stays the feed's alone. Nobody may touch this
 #   policy (it is loaded from a file, not through the API) or any other
 #   part of data. What this buys: the feed, which parses answers from
 #   outside providers, can corrupt at most the grid document.
@@ -61,6 +63,8 @@ grants := {
 		{"methods": {"POST"}, "path": ["v1", "data", "carbongate", "admission", "decision"], "prefix": false},
 		# Readiness: is a grid document loaded?
 		{"methods": {"GET"}, "path": ["v1", "data", "carbongate", "grid"], "prefix": false},
+		# The budgets governance published (the mounted ConfigMap's file).
+		{"methods": {"PUT"}, "path": ["v1", "data", "carbongate", "budgets"], "prefix": false},
 		# The platform config (policies/rego/carbongate/config/data.json).
 		{"methods": {"GET", "PUT", "DELETE"}, "path": ["v1", "data", "carbongate", "config"], "prefix": true},
 		# Listing policies (OPA splits GET /v1/policies/ into [..., "policies", ""]),
