@@ -137,9 +137,24 @@ def test_alerts_are_named_once_with_a_severity_and_a_summary(rules: list[dict[st
     "carbongate_deferral_gated_workloads",
     "carbongate_deferral_gate_age_seconds_bucket",
     "carbongate_budget_used_percent",
+    "carbongate_grid_intensity_g_per_kwh",
+    "carbongate_governance_saved_grams_total",
+    "carbongate_governance_overshoot_grams_total",
+    "carbongate_governance_emitted_grams_total",
+    "carbongate_governance_leader",
 ])
 def test_the_dashboard_charts(dashboard: dict[str, Any], metric: str) -> None:
     assert any(metric in metric_names(grafana_to_promql(q)) for q in _queries(dashboard))
+
+
+def test_intensity_is_charted_per_region_and_savings_per_team(dashboard: dict[str, Any]) -> None:
+    queries = _queries(dashboard)
+    intensity = [q for q in queries if "carbongate_grid_intensity_g_per_kwh" in q]
+    assert intensity and all("by (region" in q and "$region" in q for q in intensity)
+    savings = [q for q in queries if "carbongate_governance_saved_grams_total" in q]
+    assert savings and all("by (team)" in q and "$team" in q for q in savings)
+    # Net of overshoot wherever a saving is shown: a dirtier change is not hidden.
+    assert all("carbongate_governance_overshoot_grams_total" in q for q in savings)
 
 
 def test_decisions_are_broken_down_by_action_and_by_tier(dashboard: dict[str, Any]) -> None:

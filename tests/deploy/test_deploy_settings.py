@@ -20,6 +20,7 @@ import pytest
 from opa_bindings import OpaEngine
 
 from carbongate import settings as settings_mod
+from governance import budgets
 from tests.deploy import support
 
 DEPLOYMENTS = ("carbongate-webhook", "carbongate-deferral", "carbongate-governance")
@@ -168,6 +169,30 @@ def test_the_grid_snapshot_is_shared_between_feed_and_its_readers(
         assert feed.settings.grid.snapshot_path == consumer.settings.grid.snapshot_path
         assert (feed.mount_of(feed.settings.grid.snapshot_path).volume["name"]
                 == consumer.mount_of(consumer.settings.grid.snapshot_path).volume["name"])
+
+
+def test_every_webhook_pod_reads_the_budgets_config_map_governance_publishes(
+    boxes: dict[tuple[str, str], Box],
+) -> None:
+    """Each pod has its own OPA: the budgets reach them all through one mounted ConfigMap."""
+    governance = boxes[("carbongate-governance", "governance")].settings.governance
+    webhook = boxes[("carbongate-webhook", "webhook")]
+    path = webhook.settings.governance.budgets_snapshot_path
+    assert governance.budgets_configmap and path.name == budgets.CONFIGMAP_KEY
+    mount = webhook.mount_of(path)
+    # Optional: governance creates it at run time, after the first webhook pods start.
+    assert mount.volume["configMap"] == {"name": governance.budgets_configmap, "optional": True}
+    assert mount.read_only and mount.path == PurePosixPath(path).parent
+    # A subPath mount would never see the kubelet's updates of the ConfigMap.
+    assert not [m for m in webhook.container["volumeMounts"] if m.get("subPath")]
+    assert governance.namespace == webhook.deployment["metadata"]["namespace"]
+
+
+def test_governance_elects_a_leader_on_its_own_lease(boxes: dict[tuple[str, str], Box]) -> None:
+    governance = boxes[("carbongate-governance", "governance")].settings.governance
+    deferral = boxes[("carbongate-deferral", "controller")].settings.deferral
+    assert governance.lease_name and governance.lease_name != deferral.lease_name
+    assert governance.namespace == deferral.namespace
 
 
 def test_bind_addresses_match_the_declared_ports(boxes: dict[tuple[str, str], Box]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy import support
+from tests.deploy import support, test_deploy_settings
 
 DEPLOYMENTS = ("carbongate-webhook", "carbongate-deferral", "carbongate-governance")
 OPA_IMAGE = re.compile(r"^openpolicyagent/opa:1\.\d+\.\d+-static$")
@@ -114,12 +114,15 @@ def test_webhook_pod_runs_webhook_opa_and_feed(overlay: list[dict[str, Any]]) ->
 
 
 def test_every_referenced_config_map_and_secret_exists_or_is_documented(
-    overlay: list[dict[str, Any]], tree: Path,
+    overlay: list[dict[str, Any]], tree: Path, tmp_path: Path,
 ) -> None:
     """Names a pod needs must be rendered, or be one the overlay says to create first."""
     names = {(r["kind"], r["metadata"]["name"]) for r in overlay}
     # cert-manager creates the Secret a Certificate names.
     names |= {("Secret", c["spec"]["secretName"]) for c in support.of_kind(overlay, "Certificate")}
+    # Governance writes its budgets ConfigMap itself (test_deploy_settings checks that it
+    # is the one the webhook mounts, and optionally).
+    names.add(("ConfigMap", _published_budgets(overlay, tmp_path)))
     kustomization = (tree / "deploy" / "overlays" / ("prod" if _is_prod(overlay) else "dev")
                      / "kustomization.yaml").read_text(encoding="utf-8")
     for name in DEPLOYMENTS:
@@ -127,6 +130,16 @@ def test_every_referenced_config_map_and_secret_exists_or_is_documented(
         for kind, ref in _references(spec):
             if (kind, ref) not in names:
                 assert ref in kustomization, f"{name} needs {kind} {ref}, neither rendered nor documented"
+
+
+def _published_budgets(overlay: list[dict[str, Any]], scratch: Path) -> str:
+    """The ConfigMap governance publishes, read from its container's real settings."""
+    deployment = support.one(overlay, "Deployment", "carbongate-governance")
+    found = test_deploy_settings.box(overlay, deployment, support.container(deployment, "governance"),
+                                     scratch)
+    name = found.settings.governance.budgets_configmap
+    assert name, "governance publishes no budgets ConfigMap: the webhook pods would get no budgets"
+    return name
 
 
 def _is_prod(overlay: list[dict[str, Any]]) -> bool:
