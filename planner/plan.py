@@ -21,9 +21,14 @@ NS_PER_S = 1_000_000_000
 
 
 class WindowInput(TypedDict):
-    start: str
+    """A candidate start and its mean intensity: all the policies read of a window.
+
+    No RFC 3339 copies of the start and end: the policies format times from
+    ``start_ns`` themselves, and the engine's cost grows with every JSON node
+    of the input (docs/performance.md).
+    """
+
     start_ns: int
-    end: str
     mean_g_per_kwh: float
 
 
@@ -142,9 +147,7 @@ def improving(found: list[windows.Window]) -> list[windows.Window]:
 
 def _window_input(window: windows.Window) -> WindowInput:
     return {
-        "start": snapshot.format_time(window.start),
         "start_ns": int(window.start.timestamp()) * NS_PER_S,
-        "end": snapshot.format_time(window.end),
         "mean_g_per_kwh": round(window.mean_g_per_kwh, 3),
     }
 

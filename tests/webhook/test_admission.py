@@ -7,9 +7,10 @@ Rego policies are exercised on the real engine in ``tests/cases``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import Any
 
+from carbongate import timefmt
 from tests.webhook import builders
 from webhook import admission, reviews
 
@@ -62,7 +63,8 @@ def test_the_input_carries_workload_plan_and_budget() -> None:
     windows = document["plan"]["regions"]["GB"]["windows"]
     # Only windows cleaner than every earlier one, and none past the 6 h the workload allows
     # (the 10 g/kWh hours at 20:00 lie beyond it).
-    assert [(w["start"][11:16], w["mean_g_per_kwh"]) for w in windows] == [
+    assert [(timefmt.format_time(datetime.fromtimestamp(w["start_ns"] / 1e9, UTC))[11:16], w["mean_g_per_kwh"])
+            for w in windows] == [
         ("10:00", 406.0), ("11:00", 350.0), ("12:00", 198.0), ("13:00", 108.0)]
     assert document["plan"]["regions"]["NO"]["now_g_per_kwh"] == 30
 

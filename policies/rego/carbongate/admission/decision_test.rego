@@ -37,10 +37,7 @@ t0 := time.parse_rfc3339_ns("2026-11-22T12:00:00Z")
 
 hour_ns := 3600000000000
 
-window(hours, mean) := {
-	"start": time.format(t0 + hours * hour_ns), "start_ns": t0 + hours * hour_ns,
-	"end": time.format(t0 + (hours + 1) * hour_ns), "mean_g_per_kwh": mean,
-}
+window(hours, mean) := {"start_ns": t0 + hours * hour_ns, "mean_g_per_kwh": mean}
 
 region(now_g, windows) := {
 	"now_g_per_kwh": now_g, "signal": "average", "stale": false, "source": "trace",

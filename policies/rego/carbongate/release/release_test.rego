@@ -16,12 +16,7 @@ workload := {
 	"expected_duration_s": 7200, "release_by_ns": t0 + (6 * hour_ns),
 }
 
-window(offset_h, mean) := {
-	"start": time.format(t0 + (offset_h * hour_ns)),
-	"start_ns": t0 + (offset_h * hour_ns),
-	"end": time.format((t0 + (offset_h * hour_ns)) + (2 * hour_ns)),
-	"mean_g_per_kwh": mean,
-}
+window(offset_h, mean) := {"start_ns": t0 + (offset_h * hour_ns), "mean_g_per_kwh": mean}
 
 region(now_g, windows) := {
 	"now_g_per_kwh": now_g, "signal": "average", "stale": false, "source": "trace",
