@@ -165,7 +165,12 @@ class AdmissionService:
         return 200, result.response
 
     def _decide_within_deadline(self, request: reviews.Request) -> admission.Result:
-        future = self._pool.submit(self._review, request)
+        try:
+            future = self._pool.submit(self._review, request)
+        except RuntimeError:
+            # The pool refuses work once the interpreter is exiting, and a stopping
+            # gunicorn worker can still be finishing requests then: decide here.
+            return self._decide_in_this_thread(request)
         try:
             return future.result(timeout=self._deadline_s)
         except concurrent.futures.TimeoutError:
@@ -173,6 +178,14 @@ class AdmissionService:
             log.warning("admitting %s unchanged: no decision within %.0f ms", request.uid, self._deadline_s * 1000)
             return admission.fail_open(request.uid, "deadline")
         except Exception as error:  # a bug must admit, never fail the request
+            log.exception("admitting %s unchanged after an internal error", request.uid)
+            return admission.fail_open(request.uid, "internal-error", detail=repr(error))
+
+    def _decide_in_this_thread(self, request: reviews.Request) -> admission.Result:
+        """A decision without the deadline's pool (shutting down): still never a 500."""
+        try:
+            return self._review(request)
+        except Exception as error:
             log.exception("admitting %s unchanged after an internal error", request.uid)
             return admission.fail_open(request.uid, "internal-error", detail=repr(error))
 
