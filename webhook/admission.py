@@ -247,6 +247,9 @@ def _enforce(
         return Result(response=reviews.respond(request.uid, allowed=False, warnings=warnings, message=message),
                       decision=decision, policy_input=policy_input)
     assert request.object is not None
+    if not mutations.changes(decision):
+        return Result(response=reviews.respond(request.uid, warnings=warnings), decision=decision,
+                      policy_input=policy_input)
     outcome = mutations.apply(request.kind, request.object, decision, policy_version=knowledge.policy_version)
     patch = patches.json_patch(request.object, outcome.obj)
     response = reviews.respond(request.uid, patch=patch, warnings=[*warnings, *outcome.notes])

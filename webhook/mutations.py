@@ -27,6 +27,15 @@ class Outcome:
     notes: tuple[str, ...] = ()
 
 
+def changes(decision: Mapping[str, Any]) -> bool:
+    """Whether ``apply`` could change anything: a deferral, a shift, or annotations.
+
+    An admit without annotations (tier 1, exemptions) skips the deep copy and
+    the diff, a third of a millisecond per request for a large pod.
+    """
+    return decision.get("action") in ("defer", "shift") or bool(_annotation_values(decision.get("annotations")))
+
+
 def apply(kind: str, obj: Mapping[str, Any], decision: Mapping[str, Any], *, policy_version: str) -> Outcome:
     """Apply an ``enforce``-mode decision to a copy of a Pod or Job."""
     mutated: dict[str, Any] = copy.deepcopy(dict(obj))
