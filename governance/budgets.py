@@ -238,7 +238,9 @@ class ConfigMapSink:
     many replicas there are. Written with optimistic concurrency: a replace
     carries the ``resourceVersion`` just read, and a 409 (someone wrote in
     between, or created it first) means read again and retry, a few times.
-    An unchanged document is not written again.
+    A document that differs only in ``generated_at`` is not written again:
+    each write makes the kubelet update the file in every webhook pod and
+    every pod push it into its OPA, for nothing.
     """
 
     api: ConfigMapApi
@@ -255,7 +257,7 @@ class ConfigMapSink:
             try:
                 if current is None:
                     self._create(text)
-                elif (current.get("data") or {}).get(CONFIGMAP_KEY) != text:
+                elif not _same_budgets((current.get("data") or {}).get(CONFIGMAP_KEY), doc):
                     current["data"] = {**(current.get("data") or {}), CONFIGMAP_KEY: text}
                     self._replace(current)
                 return
@@ -291,6 +293,17 @@ class ConfigMapSink:
         _body(self.api.replace_namespaced_config_map(
             self.config_map, self.namespace, current, _preload_content=False,
             _request_timeout=self.timeout_s))
+
+
+def _same_budgets(published: str | None, doc: BudgetsDocument) -> bool:
+    """Whether the published text holds ``doc`` apart from when it was generated."""
+    try:
+        found = json.loads(published or "")
+    except ValueError:
+        return False
+    if not isinstance(found, dict):
+        return False
+    return {**found, "generated_at": None} == {**doc, "generated_at": None}
 
 
 def _body(response: Any) -> bytes:

@@ -91,6 +91,22 @@ def test_an_unchanged_document_is_not_written_again(
     assert served.api.get("ConfigMap", NAMESPACE, NAME)["metadata"]["resourceVersion"] == version
 
 
+def test_a_document_that_differs_only_in_when_it_was_generated_is_not_written_again(
+        served: kube_api.RunningKubeApi, sink: budgets.ConfigMapSink) -> None:
+    sink.publish(DOC)
+    sink.publish({**DOC, "generated_at": "2099-01-01T00:00:00Z"})
+    assert writes(served) == ["POST"]
+    assert published(served) == DOC
+
+
+def test_a_stored_key_that_is_not_json_is_replaced(
+        served: kube_api.RunningKubeApi, sink: budgets.ConfigMapSink) -> None:
+    sink.publish(DOC)
+    served.api.mutate("ConfigMap", NAMESPACE, NAME, lambda cm: cm["data"].update({"budgets.json": "{oops"}))
+    sink.publish(DOC)
+    assert published(served) == DOC
+
+
 def test_a_write_that_lost_a_race_reads_again_and_wins_the_next(
         served: kube_api.RunningKubeApi, sink: budgets.ConfigMapSink) -> None:
     sink.publish(DOC)
