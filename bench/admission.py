@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,21 +72,21 @@ def worker_rss_mb(server: webhook_server.RunningWebhook) -> list[float]:
 
 
 @contextmanager
-def opa_double(policy_dir: Path) -> Iterator[str]:
-    """The OPA REST test double in its own process, so it does not share our GIL."""
-    port = webhook_server.free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.opa_rest_double", "--port", str(port), "--policy-dir", str(policy_dir)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def opa_double() -> Iterator[str]:
+    """The OPA REST test double in its own process, so it does not share our GIL.
+
+    The webhook loads the policies into it through the Policy API, as it does
+    into an OPA sidecar; the double prints its URL once it listens.
+    """
+    process = subprocess.Popen([sys.executable, "-m", "tests.support.opa_rest_double"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("http://"):
+            raise RuntimeError(f"the OPA REST double did not start (exit code {process.poll()})")
+        urllib.request.urlopen(f"{url}/health", timeout=5).close()
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -97,7 +96,7 @@ def measure(engine: str, seconds: float) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix=f"cg-bench-{engine}-") as tmp:
         directory = Path(tmp)
         if engine == "opa":
-            with opa_double(ROOT / "policies" / "rego") as opa_url:
+            with opa_double() as opa_url:
                 return _drive(directory, engine, seconds, opa_url)
         return _drive(directory, engine, seconds, "")
 

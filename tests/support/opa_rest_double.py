@@ -27,6 +27,11 @@ exactly as the server recompiles. Not reproduced: bundles, decision logs,
 query parameters (``explain``, ``metrics``, ``pretty``), the ``ast`` of
 policies, ``If-None-Match``.
 
+As a process (``python -m tests.support.opa_rest_double [--port N]``, used
+by ``bench/admission.py`` so that the double does not share the load
+generator's GIL) it prints its URL on the first line of stdout and serves
+until SIGTERM or SIGINT.
+
 Fault knobs for tests: ``delay_ms`` (every response), ``fault`` (``"garbage"``
 answers 200 with a non-JSON body, ``"error500"`` answers 500) and
 :meth:`OpaRestDouble.stop` (closes the listening socket and every open
@@ -81,7 +86,7 @@ class ApiError(Exception):
 class OpaRestDouble:
     """An HTTP server on 127.0.0.1 (ephemeral port) answering like OPA; a context manager."""
 
-    def __init__(self, *, authorization_policy: str | None = None) -> None:
+    def __init__(self, *, authorization_policy: str | None = None, port: int = 0) -> None:
         self.delay_ms = 0
         self.fault: Fault = "none"
         self.seen: list[SeenRequest] = []
@@ -93,7 +98,7 @@ class OpaRestDouble:
             self._policies[AUTHZ_POLICY_ID] = authorization_policy
         self._engine = _compile(self._policies, self._data)
         self._connections: set[socket.socket] = set()
-        self._server = _Server(("127.0.0.1", 0), _handler_class(self))
+        self._server = _Server(("127.0.0.1", port), _handler_class(self))
         # A short poll interval: stop() (shutdown) waits for one poll.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
                                         name="opa-rest-double", daemon=True)
@@ -421,3 +426,24 @@ def _handler_class(double: OpaRestDouble) -> type[BaseHTTPRequestHandler]:
             """Silent: pytest captures nothing useful from stderr access logs."""
 
     return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; the URL goes to stdout first, for whoever started us."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="OPA REST API test double (see the module docstring)")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
+    arguments = parser.parse_args(argv)
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    with OpaRestDouble(port=arguments.port) as double:
+        print(double.url, flush=True)
+        done.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
