@@ -1,0 +1,140 @@
+"""Where a decision's CPU goes: the embedded engine's fixed cost, its input, the policy, Python.
+
+``bench/admission.py`` measures the webhook from outside; this one takes the
+same real Pod reviews through the same pieces in-process, one by one, and
+prints CPU milliseconds per call (the minimum over several repeats, so other
+processes on the machine disturb it less than wall-clock figures):
+
+* ``engine, no input``: a constant rule evaluated with no input: the cost of
+  one call into the Go engine and back (ctypes, JSON envelope, prepared query);
+* ``engine, decision input``: the same rule with the webhook's real decision
+  input: what converting the input into the engine's values costs;
+* ``engine, decision``: ``data.carbongate.admission.decision`` itself;
+* ``webhook, whole request``: ``AdmissionService.handle`` (parse, plan,
+  input, engine, patch, metrics) minus nothing: compare with the line above to
+  see what the Python side adds.
+
+    .venv/bin/python bench/engine.py [--repeats 7] [--calls 100] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.admission import bodies  # noqa: E402  (after the sys.path line: runs as a script)
+from carbon_feed import traces  # noqa: E402
+from carbongate import settings as settings_mod  # noqa: E402
+from carbongate import timefmt  # noqa: E402
+from webhook import reviews  # noqa: E402
+
+DEMO_GRID = sorted((ROOT / "examples" / "grid").glob("*.csv"))
+DECISION = "carbongate/admission/decision"
+CONSTANT = "carbongate/config/default_tier"
+
+
+def cpu_ms_per_call(call: Callable[[], object], *, calls: int, repeats: int) -> float:
+    """The lowest mean CPU time of ``calls`` calls over ``repeats`` tries, in ms."""
+    call()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        for _ in range(calls):
+            call()
+        best = min(best, (time.process_time() - started) / calls * 1000)
+    return best
+
+
+def write_grid(directory: Path, settings: settings_mod.Settings) -> Path:
+    """The snapshot the feed would publish now from the bundled demo traces."""
+    document = traces.snapshot_from_traces(
+        DEMO_GRID, now=timefmt.utc_now(), horizon_h=settings.grid.forecast_horizon_h,
+        durations_min=settings.grid.window_durations_min, max_age_s=settings.grid.max_age_s)
+    path = directory / "grid-snapshot.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def measure(directory: Path, *, calls: int, repeats: int) -> dict[str, Any]:
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(directory))  # webhook.metrics needs one
+    from webhook import app as app_mod  # after the variable: its metrics read it at import
+
+    base = settings_mod.load(environ={})
+    settings = settings_mod.load(environ={}, overrides={
+        "grid": {"snapshot_path": write_grid(directory, base)},
+        "governance": {"budgets_snapshot_path": directory / "budgets.json"}})
+    service = app_mod.create_app(settings, start_background=False).extensions["carbongate"]
+    payloads = bodies()
+    inputs = decision_inputs(service, payloads)
+    engine = service.engine
+    rows = {
+        "engine, no input": [cpu_ms_per_call(lambda: engine.evaluate(CONSTANT, {}), calls=calls, repeats=repeats)],
+        "engine, decision input": [cpu_ms_per_call(lambda i=i: engine.evaluate(CONSTANT, i), calls=calls,
+                                                   repeats=repeats) for i in inputs],
+        "engine, decision": [cpu_ms_per_call(lambda i=i: engine.evaluate(DECISION, i), calls=calls,
+                                             repeats=repeats) for i in inputs],
+        "webhook, whole request": [cpu_ms_per_call(lambda b=b: service.handle(b), calls=calls, repeats=repeats)
+                                   for b in payloads],
+    }
+    service.close()
+    return {
+        "reviews": len(payloads),
+        "input_bytes": [len(json.dumps(i)) for i in inputs],
+        "cpu_ms": {name: summary(values) for name, values in rows.items()},
+    }
+
+
+def decision_inputs(service: Any, payloads: list[bytes]) -> list[Mapping[str, Any]]:
+    """The decision inputs the webhook builds for these reviews (captured on their way to the engine)."""
+    captured: list[Mapping[str, Any]] = []
+    evaluate = service._evaluate
+
+    def capture(policy_input: Mapping[str, Any]) -> Any:
+        captured.append(json.loads(json.dumps(policy_input)))
+        return evaluate(policy_input)
+
+    service._evaluate = capture
+    for body in payloads:
+        service._review(reviews.parse(body))
+    service._evaluate = evaluate
+    return captured
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"min": round(ordered[0], 3), "median": round(ordered[len(ordered) // 2], 3),
+            "max": round(ordered[-1], 3)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cg-bench-engine-") as tmp:
+        result = measure(Path(tmp), calls=arguments.calls, repeats=arguments.repeats)
+    if arguments.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    sizes = result["input_bytes"]
+    print(f"embedded engine, {result['reviews']} real Pod reviews, decision input {min(sizes)}-{max(sizes)} bytes")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; CPU ms per call, min over repeats\n")
+    print(f"{'':<24} {'min':>7} {'median':>7} {'max':>7}")
+    for name, row in result["cpu_ms"].items():
+        print(f"{name:<24} {row['min']:>7.3f} {row['median']:>7.3f} {row['max']:>7.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
