@@ -116,11 +116,12 @@ def assert_decided(document: dict[str, Any]) -> None:
     assert "/metadata/annotations/carbongate.io~1decision" in paths, document
 
 
-def assert_admitted_unchanged(document: dict[str, Any], reason: str, seconds: float) -> None:
+def admitted_unchanged(document: dict[str, Any], seconds: float) -> str | None:
+    """The fail-open reason of a review answered allowed, unpatched and in time."""
     response = document["response"]
     assert response["allowed"] is True and "patch" not in response, document
-    assert checks.fail_open_reason(document) == reason
     assert seconds < ANSWER_WITHIN_S
+    return checks.fail_open_reason(document)
 
 
 @pytest.mark.parametrize(("fault", "reason"), [
@@ -139,11 +140,15 @@ def test_an_opa_fault_admits_unchanged_counts_it_and_decisions_resume_after(
         opa.proxy.close()
     else:
         opa.double.fault = fault  # type: ignore[assignment]
-    for n in range(4):
-        document, seconds = timed_review(server, f"during-{n}")
-        assert_admitted_unchanged(document, reason, seconds)
-    servers.wait_for(lambda: servers.metric(server, FAIL_OPEN, reason=reason) >= before + 4,
-                     timeout_s=5, what=f"{FAIL_OPEN}{{reason={reason}}} counting 4 more")
+    # On a busy machine an engine error can also take longer than the deadline: either reason
+    # is a correct fail-open, but the fault's own reason must show within a few reviews.
+    reasons: list[str | None] = []
+    while len(reasons) < 4 or (reason not in reasons and len(reasons) < 12):
+        document, seconds = timed_review(server, f"during-{len(reasons)}")
+        reasons.append(admitted_unchanged(document, seconds))
+    assert set(reasons) <= {reason, "deadline"} and reason in reasons, reasons
+    servers.wait_for(lambda: servers.metric(server, FAIL_OPEN, reason=reason) >= before + reasons.count(reason),
+                     timeout_s=5, what=f"{FAIL_OPEN}{{reason={reason}}} counting each")
     opa.double.delay_ms, opa.double.fault = 0, "none"
     if fault == "stopped":
         opa.proxy.open()
