@@ -7,7 +7,7 @@ rebuilding its engines as it would under a live feed. The load comes from
 second processes on 127.0.0.1 (``load.hold``). Every request must be
 answered 200 with a review, no worker may die or be replaced, and no worker's
 RSS may grow by more than 10 % from the end of the warm-up to the end
-(medians of the first and last fifth of the samples: ``load.growth``).
+(the floor of the first and last fifth of the samples: ``load.growth``).
 
 Latency is reported, not asserted: on a shared 2-core machine the load
 generators take CPU from the server, and ``make test`` runs other tests
