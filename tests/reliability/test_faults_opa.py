@@ -25,8 +25,11 @@ from tests.support import opa_rest_double, webhook_server
 pytestmark = pytest.mark.xdist_group("reliability")
 
 FAIL_OPEN = "carbongate_fail_open_total"
-# The decision deadline is 250 ms; TLS, JSON and a loaded 2-core machine get the rest.
-ANSWER_WITHIN_S = 1.5
+# The decision deadline is 250 ms; TLS, JSON and a loaded 2-core machine get the rest
+# (answers took up to 2.9 s with a load average of 24). A slow OPA answers after
+# SLOW_MS, beyond this bound: an answer within it did not wait for OPA.
+ANSWER_WITHIN_S = 3.5
+SLOW_MS = 4500
 
 
 class OpaSide:
@@ -109,13 +112,6 @@ def timed_review(server: webhook_server.RunningWebhook, uid: str) -> tuple[dict[
     return document, time.perf_counter() - started
 
 
-def assert_decided(document: dict[str, Any]) -> None:
-    """A real decision: no fail-open warning, and the decision annotations in the patch."""
-    assert checks.fail_open_reason(document) is None, document
-    paths = [op["path"] for op in checks.decoded_patch(document)]
-    assert "/metadata/annotations/carbongate.io~1decision" in paths, document
-
-
 def admitted_unchanged(document: dict[str, Any], seconds: float) -> str | None:
     """The fail-open reason of a review answered allowed, unpatched and in time."""
     response = document["response"]
@@ -135,7 +131,7 @@ def test_an_opa_fault_admits_unchanged_counts_it_and_decisions_resume_after(
     decided_soon(server, "before")
     before = servers.metric(server, FAIL_OPEN, reason=reason)
     if fault == "slow":
-        opa.double.delay_ms = 700  # beyond the 250 ms decision deadline
+        opa.double.delay_ms = SLOW_MS  # beyond the 250 ms decision deadline, and the bound above
     elif fault == "stopped":
         opa.proxy.close()
     else:
@@ -155,7 +151,7 @@ def test_an_opa_fault_admits_unchanged_counts_it_and_decisions_resume_after(
     # The client's connection pool may still hold a connection the fault broke: give it a few tries.
     servers.wait_for(lambda: checks.fail_open_reason(server.review(servers.tier3_review("after"))) is None,
                      timeout_s=10, what="decisions after the fault")
-    assert_decided(server.review(servers.tier3_review("after-2")))
+    decided_soon(server, "after-2")
 
 
 def test_an_opa_that_restarts_empty_gets_the_policies_again_and_decisions_resume(
@@ -166,7 +162,7 @@ def test_an_opa_that_restarts_empty_gets_the_policies_again_and_decisions_resume
     assert document["response"]["allowed"] is True and seconds < ANSWER_WITHIN_S
     opa.publish_grid()  # the feed refills the grid on its next publish (at most one TTL later)
 
-    servers.wait_for(lambda: decided(server.review(servers.tier3_review("again"))), timeout_s=15,
+    servers.wait_for(lambda: decided(server.review(servers.tier3_review("again"))), timeout_s=30,
                      interval_s=0.5, what="decisions after OPA came back empty")
     assert any(pid.startswith("carbongate-policy/") for pid in opa.double.policy_ids())
 
