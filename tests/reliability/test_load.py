@@ -7,7 +7,10 @@ rebuilding its engines as it would under a live feed. The load comes from
 second processes on 127.0.0.1 (``load.hold``). Every request must be
 answered 200 with a review, no worker may die or be replaced, and no worker's
 RSS may grow by more than 10 % from the end of the warm-up to the end
-(the floor of the first and last fifth of the samples: ``load.growth``).
+(the floor of the first and last fifth of the samples: ``load.growth``) in
+the soak. The short run allows 25 %: over 20 s the floor still moves by
+10-15 % with the timing of engine rebuilds and garbage collection, so there
+it only catches a gross leak; the soak is the memory test.
 
 Latency is reported, not asserted: on a shared 2-core machine the load
 generators take CPU from the server, and ``make test`` runs other tests
@@ -38,7 +41,7 @@ def server(tmp_path: Path) -> Iterator[webhook_server.RunningWebhook]:
         yield running
 
 
-def assert_held(held: load.Held) -> None:
+def assert_held(held: load.Held, *, max_growth: float) -> None:
     """No error, every request answered, the same workers throughout, memory flat."""
     assert held.stats is not None
     print(f"\n{held.report()}")
@@ -50,8 +53,8 @@ def assert_held(held: load.Held) -> None:
     # (allowed unchanged, counted); anything else failing open under load is a bug.
     assert set(held.fail_open) <= {"deadline"}, held.fail_open
     assert held.reloads > 0, "the grid was never reloaded during the run"
-    grown = {pid: f"{growth:+.1%}" for pid, growth in held.growth().items() if growth > load.MAX_RSS_GROWTH}
-    assert not grown, f"RSS grew beyond {load.MAX_RSS_GROWTH:.0%}: {grown}; {held.report()}"
+    grown = {pid: f"{growth:+.1%}" for pid, growth in held.growth().items() if growth > max_growth}
+    assert not grown, f"RSS grew beyond {max_growth:.0%}: {grown}; {held.report()}"
 
 
 @pytest.mark.timeout(load.SHORT_SECONDS * 3 + 240)
@@ -59,7 +62,7 @@ def test_a_short_load_at_twice_the_benchmark_rate_is_answered_without_error_or_g
         server: webhook_server.RunningWebhook) -> None:
     with load.grid_replaced(server.directory / "grid.json", every_s=5):
         held = load.hold(server, rate=load.SOAK_RATE, seconds=load.SHORT_SECONDS, warm_up_s=10, sample_every_s=1)
-    assert_held(held)
+    assert_held(held, max_growth=load.MAX_RSS_GROWTH_SHORT)
 
 
 @pytest.mark.soak
@@ -68,4 +71,4 @@ def test_the_soak_at_twice_the_benchmark_rate_for_ten_minutes_keeps_memory_flat(
         server: webhook_server.RunningWebhook) -> None:
     with load.grid_replaced(server.directory / "grid.json", every_s=30):
         held = load.hold(server, rate=load.SOAK_RATE, seconds=load.SOAK_SECONDS, warm_up_s=60, sample_every_s=5)
-    assert_held(held)
+    assert_held(held, max_growth=load.MAX_RSS_GROWTH)
