@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 MODERN_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
+# How long a worker may finish its requests after SIGTERM; the deployment's
+# preStop pause plus this must fit terminationGracePeriodSeconds.
+GRACEFUL_TIMEOUT_S = 20
+
+
 def tls_context(settings: settings_mod.WebhookSettings) -> Any:
     """The ``ssl_context`` hook: TLS 1.2+, modern ciphers, optional client certificates."""
 
@@ -76,7 +81,7 @@ def options(settings: settings_mod.Settings, *, dev: bool) -> dict[str, Any]:
         "threads": web.threads,
         "keepalive": 120,
         "timeout": 30,
-        "graceful_timeout": 20,
+        "graceful_timeout": GRACEFUL_TIMEOUT_S,
         "certfile": str(web.certfile),
         "keyfile": str(web.keyfile),
         "ssl_context": tls_context(web),

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.deploy import support, test_deploy_settings
+from webhook import server
 
 DEPLOYMENTS = ("carbongate-webhook", "carbongate-deferral", "carbongate-governance")
 OPA_IMAGE = re.compile(r"^openpolicyagent/opa:1\.\d+\.\d+-static$")
@@ -205,3 +206,15 @@ def test_every_command_starts_code_that_exists(dev: list[dict[str, Any]]) -> Non
                     "containers": [container]}}}}), command
             else:
                 assert container["image"].startswith("openpolicyagent/"), command
+
+
+def test_the_webhook_pauses_before_sigterm_and_drains_within_the_grace_period(
+        overlay: list[dict[str, Any]]) -> None:
+    """A preStop pause lets the endpoint removal land before gunicorn drains; both fit the grace period."""
+    deployment = support.one(overlay, "Deployment", "carbongate-webhook")
+    webhook = next(c for c in support.containers(deployment) if c["name"] == "webhook")
+    command = webhook["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    pause_s = float(command[1])
+    graceful_s = server.GRACEFUL_TIMEOUT_S
+    assert 0 < pause_s and pause_s + graceful_s < support.pod_spec(deployment)["terminationGracePeriodSeconds"]
