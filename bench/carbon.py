@@ -11,7 +11,7 @@ carbongate (the shipped Rego through the production admission and release
 paths) and the oracle.
 
 Then it times one full year of one region with 10,000 mixed jobs (the
-performance goal), replays the one-hour workload once more with a proposed
+performance goal), replays the mixed workload once more with a proposed
 platform config (``--what-if``, a copy of the policies with an edited
 ``config/data.json``, so the shipped defaults and their cost are both
 shown), draws the plot, and writes ``docs/savings.md`` and ``docs/savings.png``.
@@ -80,17 +80,17 @@ class Proposal:
     change: Callable[[dict[str, Any]], None]
 
 
-def _no_threshold(config: dict[str, Any]) -> None:
-    for tier in ("2", "3"):
-        config["tiers"][tier]["threshold_g_per_kwh"] = 0
+def _tier2_like_tier3(config: dict[str, Any]) -> None:
+    config["tiers"]["2"]["threshold_g_per_kwh"] = 0
+    config["tiers"]["2"]["min_saving_pct"] = config["tiers"]["3"]["min_saving_pct"]
 
 
 PROPOSAL: Final = Proposal(
-    title="threshold_g_per_kwh 0 for tiers 2 and 3",
-    why="without a threshold, admission never runs a job at once because the grid is 'clean enough', "
-        "and the release policy never lets a waiting job go early for that reason: both wait for the "
-        "cleanest window the forecast offers",
-    change=_no_threshold,
+    title="tier 2 without a threshold, min_saving_pct as tier 3",
+    why="tier 2 (staging, CI) keeps a 200 gCO2/kWh threshold and a 10 % minimum saving in the shipped "
+        "config: its delays are short and a grid that is clean enough is worth not waiting for. Without "
+        "them its jobs, too, wait for the cleanest window within their two hours",
+    change=_tier2_like_tier3,
 )
 
 
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.what_if:
         with tempfile.TemporaryDirectory() as scratch:
             proposed = _replays(files, args, policy_dir=_edited_policies(Path(scratch), PROPOSAL),
-                                workloads={"1-hour jobs, 24 h slack": "batch-1h"})
+                                workloads={"mixed": "mixed"})
     perf = _performance(files[PERF_REGION], args)
     picture = args.out.with_suffix(".png")
     _plot(files[PLOT_REGION], args, picture)
@@ -143,7 +143,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--what-if", action=argparse.BooleanOptionalAction, default=True,
-                        help="also replay the 1-hour workload with the proposed config")
+                        help="also replay the mixed workload with the proposed config")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "savings.md")
     return parser.parse_args(argv)
 
@@ -359,15 +359,16 @@ def _held_back(shipped: list[Row], proposed: list[Row]) -> list[str]:
         deferred = sum(n for k, n in row.decisions.items() if k.startswith("defer"))
         lines.append(f"| {row.region} | {row.decisions.get('admit clean-now', 0)} | {deferred} "
                      f"| {row.releases.get('clean-now', 0)} | {row.releases.get('window-open', 0)} |")
-    lines += ["", "The shipped tier thresholds (150 gCO2/kWh for tier 3, 200 for tier 2) make a job run as soon as "
-              "the grid is under them, at admission (`clean-now`) and while it waits (the release policy's "
-              "`clean-now`), even when a much cleaner hour is a few hours away. Where the grid is always under the "
-              "threshold (NO) carbongate never moves anything; where it crosses it every day (GB) it takes the "
-              "first clean-enough hour instead of the cleanest. The `min_saving_pct` of 10 % keeps jobs whose best "
-              "window saves less than 10 % where they are."]
+    lines += ["", "Tier 3 (batch) ships with no threshold (`threshold_g_per_kwh` 0) and a `min_saving_pct` of 2: "
+              "it waits for the cleanest window within its slack and moves only for a saving of 2 % or more, so "
+              "the one-hour tier-3 workload is where carbongate should come close to the oracle; what it leaves "
+              "is windows that save under 2 % and forecast error. Tier 2 keeps a threshold of 200 gCO2/kWh and a "
+              "10 % minimum saving (short delays for staging and CI: a clean-enough grid is not worth waiting "
+              "on), which is what holds the mixed workload back. The figures for the earlier shipped tier-3 "
+              "values (threshold 150, 10 %) and their analysis are in docs/simulate.md."]
     if proposed:
         lines += ["", f"### Proposed config: {PROPOSAL.title}", "", f"Why: {PROPOSAL.why}.", "",
-                  "The same one-hour workload replayed with a copy of the policies whose `config/data.json` has "
+                  "The mixed workload replayed with a copy of the policies whose `config/data.json` has "
                   "only that change (carbongate's figures; the peers are unchanged):", "",
                   "| region | forecast | carbongate, shipped | carbongate, proposed | of oracle, proposed | misses |",
                   "|---|---|---|---|---|---|"]

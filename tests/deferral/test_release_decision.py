@@ -101,15 +101,15 @@ def test_a_malformed_decision_is_counted_and_falls_back(tmp_path: Path) -> None:
 
 
 def test_intensity_under_the_tier_threshold_releases_early(tmp_path, release_engine) -> None:
-    at = START + timedelta(hours=9)  # 21:00: GB at 119 gCO2/kWh, tier 3 threshold 150
+    at = START + timedelta(hours=9)  # 21:00: GB at 119 gCO2/kWh, tier 2 threshold 200 (tier 3 has none)
     metrics = metrics_mod.Metrics()
     view = _grid(tmp_path, at, metrics)
-    deferred = _deferred(START + timedelta(hours=12))
+    deferred = _deferred(START + timedelta(hours=12), tier="2")
     decision = release.decide(deferred, now=at, plan=lambda: view.plan(deferred, at),
                               engine=release_engine, metrics=metrics, lead_s=30)
     assert (decision.release, decision.reason, decision.source) == (True, "clean-now", "policy")
     assert decision.g_per_kwh == pytest.approx(grid_files.intensity("GB", at))
-    assert "under the tier 3 threshold of 150" in decision.message
+    assert "under the tier 2 threshold of 200" in decision.message
 
 
 def test_a_new_forecast_with_a_cleaner_window_moves_not_before(tmp_path, release_engine) -> None:

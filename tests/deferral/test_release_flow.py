@@ -61,9 +61,13 @@ def test_suspended_job_is_unsuspended_at_its_planned_window(cluster, release_eng
 
 def test_a_new_snapshot_under_the_threshold_releases_early_with_the_intensity(
         cluster, release_engine) -> None:
-    grid_files.publish(cluster.snapshot_path, grid_files.snapshot(START))
+    # Tier 2, whose threshold is 200 gCO2/kWh (tier 3 ships with none: it waits for its
+    # window), seen at 16:00 when GB is at 216.
+    afternoon = START + timedelta(hours=4)
+    cluster.clock.set(afternoon)
+    grid_files.publish(cluster.snapshot_path, grid_files.snapshot(afternoon))
     cluster.kube.api.seed(builders.gated_pod("train", not_before=START + timedelta(hours=12),
-                                             deadline=START + timedelta(hours=24)))
+                                             deadline=START + timedelta(hours=24), tier="2"))
     replica = cluster.start(engine=release_engine)
     eventually(lambda: replica.value("carbongate_deferral_gated_workloads", kind="Pod") == 1)
     evening = START + timedelta(hours=9)  # 21:00, GB at 119 gCO2/kWh
@@ -72,7 +76,7 @@ def test_a_new_snapshot_under_the_threshold_releases_early_with_the_intensity(
     eventually(lambda: replica.value("carbongate_deferral_releases_total", kind="Pod",
                                      reason="clean-now") == 1)
     released = eventually(lambda: [e for e in _events(cluster, "train") if e["reason"] == "Released"])
-    assert "GB is at 119 gCO2/kWh now, under the tier 3 threshold of 150" in released[0]["message"]
+    assert "GB is at 119 gCO2/kWh now, under the tier 2 threshold of 200" in released[0]["message"]
     assert "intensity 119 gCO2/kWh now, 275 at admission" in released[0]["message"]
     text = replica.metrics.text()
     assert 'carbongate_deferral_gate_age_seconds_count{kind="Pod"} 1.0' in text

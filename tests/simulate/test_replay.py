@@ -47,17 +47,26 @@ def test_a_job_submitted_on_a_dirty_hour_waits_for_the_clean_window(tmp_path: Pa
 
 
 def test_a_waiting_job_goes_early_once_the_grid_falls_under_its_tier_threshold(tmp_path: Path) -> None:
-    result = one_job(tmp_path, [400, 400, 140, 140, 30, 30] + [400] * 60)
+    # Tier 2 (threshold 200 gCO2/kWh; tier 3 ships with none) waits for 02:00 at 30 ...
+    result = one_job(tmp_path, [400, 140, 30, 30] + [400] * 60, tier="2", delay_h=2)
     (outcome,) = result.outcomes
     assert outcome.action == "defer" and outcome.release_reason == "clean-now"
-    assert outcome.start_s == (T0 + timedelta(hours=2)).timestamp()  # not 04:00, the cleanest hour
+    assert outcome.start_s == (T0 + timedelta(hours=1)).timestamp()  # ... but goes at 01:00, under 200
     assert result.summaries["carbongate"].emissions_g > result.summaries["oracle"].emissions_g
 
 
-def test_a_clean_hour_admits_at_once(tmp_path: Path) -> None:
-    (outcome,) = one_job(tmp_path, [100] * 5 + [20] * 3 + [400] * 60).outcomes
+def test_a_clean_hour_admits_a_tier2_job_at_once(tmp_path: Path) -> None:
+    (outcome,) = one_job(tmp_path, [100] * 5 + [20] * 3 + [400] * 60, tier="2", delay_h=2).outcomes
     assert (outcome.action, outcome.reason) == ("admit", "clean-now")
     assert outcome.start_s == (T0 + timedelta(minutes=10)).timestamp()
+
+
+def test_a_tier3_job_waits_for_the_cleanest_hour_however_clean_it_is_now(tmp_path: Path) -> None:
+    result = one_job(tmp_path, [100] * 5 + [20] * 3 + [400] * 60)
+    (outcome,) = result.outcomes
+    assert (outcome.action, outcome.release_reason) == ("defer", "window-open")
+    assert outcome.start_s == (T0 + timedelta(hours=5)).timestamp()
+    assert result.summaries["carbongate"].emissions_g == pytest.approx(result.summaries["oracle"].emissions_g)
 
 
 def test_tier_one_is_never_moved(tmp_path: Path) -> None:

@@ -48,12 +48,22 @@ test_releases_when_the_planned_window_opens if {
 	d.region == "GB"
 }
 
+# Tier 2 keeps a threshold (its delays are short); tier 3 ships with none.
+tier2 := object.union(workload, {"tier": "2"})
+
 test_releases_when_intensity_is_under_the_tier_threshold if {
 	clean := {"home_region": "GB", "regions": {"GB": region(140, planned_windows)}}
-	d := decide(t0, workload, clean)
+	d := decide(t0, tier2, clean)
 	d.reason == "clean-now"
 	d.release == true
-	d.message == "released: GB is at 140 gCO2/kWh now, under the tier 3 threshold of 150"
+	d.message == "released: GB is at 140 gCO2/kWh now, under the tier 2 threshold of 200"
+}
+
+test_tier3_waits_for_its_window_however_clean_now_is if {
+	clean := {"home_region": "GB", "regions": {"GB": region(140, planned_windows)}}
+	d := decide(t0, workload, clean)
+	d.release == false
+	d.reason == "waiting"
 }
 
 test_threshold_equal_is_not_under_it if {
@@ -134,7 +144,7 @@ test_stale_forecast_never_replans if {
 }
 
 test_shifted_workload_releases_with_its_region_affinity if {
-	shifted := object.union(workload, {"annotations": {"carbongate.io/region": "NO"}})
+	shifted := object.union(tier2, {"annotations": {"carbongate.io/region": "NO"}})
 	two := {"home_region": "GB", "regions": {"GB": region(400, planned_windows), "NO": region(30, [])}}
 	d := decide(t0, shifted, two)
 	d.reason == "clean-now"
