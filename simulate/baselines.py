@@ -2,9 +2,11 @@
 
 - ``threshold_30min``: the seed guides' rule. At submission, and every 30
   minutes after, look at the grid's current reading in the home region; run
-  once it is at or under the tier's ``threshold_g_per_kwh`` (platform
-  config), or when another 30 minutes would pass the job's max delay. A tier
-  with no threshold (0) runs at once.
+  once it is at or under the tier's threshold (``RULE_THRESHOLDS``), or when
+  another 30 minutes would pass the job's max delay. A tier without a
+  threshold runs at once. The thresholds are the rule's own, not read from
+  carbongate's platform config: a peer must not move when carbongate's
+  config is edited (tier 3 ships with no threshold at all).
 - ``sdk_window``: the Carbon Aware SDK, asked once at submission for the
   optimal window (``planner.windows.best_window``: rolling time-weighted
   mean, whole windows, ties to the earliest) in the job's home region, on the
@@ -26,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 
@@ -36,16 +38,19 @@ from simulate import forecasts as forecasts_mod
 from simulate import placements as placements_mod
 
 CHECK_INTERVAL_S: Final = 1800
+# The threshold rule's gCO2/kWh per tier: the values carbongate's own config
+# first shipped with (docs/simulate.md, "Reading the results").
+RULE_THRESHOLDS: Final[Mapping[str, float]] = {"2": 200.0, "3": 150.0}
 # Costs closer than this (relative) are equal: the earlier start, then home, wins.
 TIE_TOLERANCE: Final = 1e-9
 
 
 def threshold_30min(table: placements_mod.Table, truths: Mapping[str, series_mod.Series],
-                    config: Mapping[str, Any]) -> placements_mod.Placements:
+                    thresholds: Mapping[str, float] = RULE_THRESHOLDS) -> placements_mod.Placements:
     """The seed guides' rule, on the reading the feed published last at each check."""
     starts = table.submit_s.copy()
     for i, job in enumerate(table.jobs):
-        threshold = _threshold(config, job.tier)
+        threshold = thresholds.get(job.tier, 0.0)
         if threshold <= 0:
             continue
         checks = table.submit_s[i] + CHECK_INTERVAL_S * np.arange(int(table.max_delay_s[i] // CHECK_INTERVAL_S) + 1)
@@ -134,9 +139,3 @@ def _values_at(series: series_mod.Series, at_s: np.ndarray) -> np.ndarray:
     position = np.clip(np.searchsorted(index.bounds_array, at_s, side="right") - 1, 0, len(index.values) - 1)
     return index.values_array[position]
 
-
-def _threshold(config: Mapping[str, Any], tier: str) -> float:
-    tiers = config.get("tiers")
-    tier_config = tiers.get(tier) if isinstance(tiers, Mapping) else None
-    value = tier_config.get("threshold_g_per_kwh", 0) if isinstance(tier_config, Mapping) else 0
-    return float(value) if isinstance(value, int | float) else 0.0

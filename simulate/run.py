@@ -114,7 +114,7 @@ def simulate(options: Options) -> Result:
     network = _network(config)
     placed = {
         "run_now": placements.run_at_submit(table),
-        "threshold_30min": baselines.threshold_30min(table, truths, config),
+        "threshold_30min": baselines.threshold_30min(table, truths),
         "sdk_window": baselines.sdk_window(table, forecast),
         "oracle": baselines.oracle(table, truths, network_kwh_per_gb=network),
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from simulate import workload as workload_mod
 from tests.simulate.conftest import CAISO
 
 T0 = datetime(2023, 5, 1, tzinfo=UTC)
-CONFIG: dict[str, Any] = {"tiers": {"1": {"threshold_g_per_kwh": 0}, "3": {"threshold_g_per_kwh": 150}}}
+THRESHOLDS = {"3": 150.0}
 
 
 def hourly(values: Sequence[float]) -> series_mod.Series:
@@ -37,20 +36,28 @@ def table(*jobs: workload_mod.Job) -> placements.Table:
 
 def test_the_threshold_rule_waits_in_half_hours_until_the_reading_is_clean() -> None:
     truth = hourly([300, 300, 100, 100, 300, 300, 300, 300])
-    placed = baselines.threshold_30min(table(job(timedelta(minutes=10), delay_h=2)), {"A": truth}, CONFIG)
+    placed = baselines.threshold_30min(table(job(timedelta(minutes=10), delay_h=2)), {"A": truth}, THRESHOLDS)
     assert placed.start_s[0] == (T0 + timedelta(hours=2, minutes=10)).timestamp()
 
 
 def test_the_threshold_rule_runs_at_its_max_delay_when_the_grid_stays_dirty() -> None:
     truth = hourly([300] * 8)
-    placed = baselines.threshold_30min(table(job(timedelta(minutes=10), delay_h=1.25)), {"A": truth}, CONFIG)
+    placed = baselines.threshold_30min(table(job(timedelta(minutes=10), delay_h=1.25)), {"A": truth}, THRESHOLDS)
     assert placed.start_s[0] == (T0 + timedelta(hours=1, minutes=10)).timestamp()  # another 30 min is too late
 
 
 def test_the_threshold_rule_never_delays_a_tier_without_threshold() -> None:
     truth = hourly([300] * 8)
-    placed = baselines.threshold_30min(table(job(timedelta(0), delay_h=4, tier="1")), {"A": truth}, CONFIG)
+    placed = baselines.threshold_30min(table(job(timedelta(0), delay_h=4, tier="1")), {"A": truth}, THRESHOLDS)
     assert placed.start_s[0] == T0.timestamp()
+
+
+def test_the_threshold_rule_keeps_its_own_thresholds_whatever_carbongates_config_says() -> None:
+    truth = hourly([300, 300, 180, 100, 300, 300, 300, 300])
+    placed = baselines.threshold_30min(table(job(timedelta(minutes=10), delay_h=4),
+                                             job(timedelta(minutes=10), delay_h=4, tier="2")), {"A": truth})
+    assert list(placed.start_s) == [(T0 + timedelta(hours=3, minutes=10)).timestamp(),  # tier 3: 150
+                                    (T0 + timedelta(hours=2, minutes=10)).timestamp()]  # tier 2: 200
 
 
 def test_the_sdk_window_is_the_best_window_of_the_forecast_issued_at_submission() -> None:
