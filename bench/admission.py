@@ -92,17 +92,17 @@ def opa_double() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def measure(engine: str, seconds: float) -> dict[str, object]:
+def measure(engine: str, seconds: float, *, pool_size: int = 2) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix=f"cg-bench-{engine}-") as tmp:
         directory = Path(tmp)
         if engine == "opa":
             with opa_double() as opa_url:
-                return _drive(directory, engine, seconds, opa_url)
-        return _drive(directory, engine, seconds, "")
+                return _drive(directory, engine, seconds, opa_url, pool_size)
+        return _drive(directory, engine, seconds, "", pool_size)
 
 
-def _drive(directory: Path, engine: str, seconds: float, opa_url: str) -> dict[str, object]:
-    sections: dict[str, dict[str, str]] = {"engine": {"kind": engine}}
+def _drive(directory: Path, engine: str, seconds: float, opa_url: str, pool_size: int) -> dict[str, object]:
+    sections: dict[str, dict[str, object]] = {"engine": {"kind": engine, "embedded_pool_size": pool_size}}
     if opa_url:
         sections["engine"]["opa_url"] = opa_url
         sections["feed"] = {"publish_to": "opa"}
@@ -124,23 +124,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--engines", default="embedded,opa")
+    parser.add_argument("--pool-sizes", default="2",
+                        help="engine.embedded_pool_size values to compare for the embedded engine (e.g. 1,2)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results = {engine: measure(engine, args.seconds) for engine in args.engines.split(",")}
+    pools = [int(p) for p in args.pool_sizes.split(",")]
+    results: dict[str, dict[str, object]] = {}
+    for engine in args.engines.split(","):
+        for pool in pools if engine == "embedded" else [2]:
+            label = f"{engine}-p{pool}" if engine == "embedded" and len(pools) > 1 else engine
+            results[label] = measure(engine, args.seconds, pool_size=pool)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"admission benchmark, {os.cpu_count()} cores, {args.seconds:.0f} s per row\n")
-    print(f"{'engine':<9} {'load':<11} {'sent':>7} {'errors':>6} {'req/s':>8} "
+    print(f"admission benchmark, {os.cpu_count()} cores, {args.seconds:.0f} s per row, "
+          f"load average {os.getloadavg()[0]:.2f} at the end\n")
+    print(f"{'engine':<12} {'load':<11} {'sent':>7} {'errors':>6} {'req/s':>8} "
           f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for engine, rows in results.items():
         for load, row in rows.items():
             if load == "rss_mb_per_worker":
                 continue
             assert isinstance(row, dict)
-            print(f"{engine:<9} {load:<11} {row['sent']:>7} {row['errors']:>6} {row['rps']:>8} "
+            print(f"{engine:<12} {load:<11} {row['sent']:>7} {row['errors']:>6} {row['rps']:>8} "
                   f"{row['p50_ms']:>8} {row['p95_ms']:>8} {row['p99_ms']:>8}")
-        print(f"{engine:<9} RSS per worker (MB): {rows['rss_mb_per_worker']}")
+        print(f"{engine:<12} RSS per worker (MB): {rows['rss_mb_per_worker']}")
     if {"embedded", "opa"} <= results.keys():
         e, o = results["embedded"]["saturation"], results["opa"]["saturation"]
         assert isinstance(e, dict) and isinstance(o, dict)
