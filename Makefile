@@ -37,6 +37,7 @@ soak: $(STAMP)
 ## bench: the benchmarks; each prints its figures
 bench: $(STAMP)
 	$(BIN)/python bench/admission.py
+	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/carbon.py
 
 lint: $(STAMP)
