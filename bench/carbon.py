@@ -241,10 +241,11 @@ def _markdown(shipped: list[Row], proposed: list[Row], perf: Performance, args: 
         f"Written by `bench/carbon.py` on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} "
         f"(policies `{version}`, {args.jobs} jobs per replay, seed {args.seed}, {args.workers} worker processes, "
         f"{os.cpu_count()} CPUs). Grid data: the 2023 hourly Electricity Maps files (life-cycle intensity) "
-        f"under `{_shown(data_dir)}`. Re-run with `.venv/bin/python bench/carbon.py`.",
+        f"under `{_shown(data_dir)}`. Re-run with `.venv/bin/python bench/carbon.py --jobs {args.jobs}`.",
         "",
         "Every replay puts the five policies on the same jobs: **run_now** (at submission), **threshold_30min** "
-        "(the seed guides' rule: wait in 30-minute steps while the reading is above the tier's threshold, up "
+        "(the seed guides' rule: wait in 30-minute steps while the reading is above 150 gCO2/kWh for tier 3, 200 "
+        "for tier 2, up "
         "to the max delay), **sdk_window** (the Carbon Aware SDK's optimal window, asked once at submission), "
         "**carbongate** (the shipped Rego through the production admission and release paths) and **oracle** "
         "(the least-emitting start knowing the true grid). Savings are against run_now; *of oracle* is the "
