@@ -9,8 +9,7 @@ admission policy, which these tests neither exercise nor should wait for.
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,18 +29,6 @@ from tests.support import kube_api
 START = datetime(2023, 11, 22, 12, tzinfo=UTC)
 RELEASE_POLICY_PARTS = ("carbongate/release", "carbongate/lib", "carbongate/config",
                         "carbongate/admission/freshness")
-
-
-def eventually(check: Callable[[], Any], *, timeout_s: float = 5.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s (last: {value!r})")
-        time.sleep(0.01)
 
 
 @pytest.fixture(scope="session")

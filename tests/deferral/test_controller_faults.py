@@ -17,8 +17,9 @@ import pytest
 from deferral import workloads
 from policy_engine import opa_server
 from tests.deferral import builders, grid_files
-from tests.deferral.conftest import START, Cluster, eventually
+from tests.deferral.conftest import START, Cluster
 from tests.support import kube_api
+from tests.support.waiting import eventually
 
 NS = "ml-team"
 DAY = START + timedelta(hours=24)

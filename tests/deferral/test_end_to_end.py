@@ -23,7 +23,8 @@ from carbongate import settings as settings_mod
 from deferral import workloads
 from policy_engine import embedded, opa_server
 from tests.deferral import grid_files
-from tests.deferral.conftest import START, Cluster, eventually
+from tests.deferral.conftest import START, Cluster
+from tests.support.waiting import eventually
 from webhook import offline
 
 ADMITTED_AT = START + timedelta(hours=6)

@@ -15,8 +15,8 @@ import pytest
 
 from deferral import workloads
 from tests.deferral import builders
-from tests.deferral.conftest import eventually
 from tests.support import kube_api
+from tests.support.waiting import eventually
 
 
 def _free_port() -> int:

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from deferral import workloads
 from tests.deferral import builders, grid_files
-from tests.deferral.conftest import START, Cluster, eventually
+from tests.deferral.conftest import START, Cluster
+from tests.support.waiting import eventually
 
 
 def _events(cluster: Cluster, name: str) -> list[dict]:

@@ -19,7 +19,7 @@ import pytest
 
 from governance import collector, energy, history, ledger, metrics, pods
 from tests.governance.conftest import FIXTURES, at, finished_pod
-from tests.support import kube_api
+from tests.support import kube_api, waiting
 
 TRACES = (FIXTURES / "grid-GB.csv", FIXTURES / "grid-DE.csv")
 ONE_RUN_G = 1.977624  # 2 vCPU, 4 GiB for GB 13h-15h (test_accounting)
@@ -92,12 +92,7 @@ def start(kube: kube_api.RunningKubeApi) -> Iterator[Callable[[ledger.SqlLedger]
 
 
 def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
+    waiting.eventually(check, timeout_s=timeout_s, interval_s=0.02)
 
 
 def sample(meters: metrics.GovernanceMetrics, name: str, **labels: str) -> float:
