@@ -27,7 +27,7 @@ from deferral import clock as clock_mod
 from governance import metrics
 from governance import service as service_mod
 from tests.governance.conftest import FIXTURES, at, finished_pod
-from tests.support import kube_api
+from tests.support import kube_api, waiting
 
 NAMESPACE, LEASE, CONFIG_MAP = "carbongate", "carbongate-governance", "carbongate-budgets-published"
 LEASE_S, RENEW_S = 15, 2.0
@@ -62,14 +62,7 @@ class SteppedClock(clock_mod.ManualClock):
 
 
 def eventually(check: Callable[[], Any], timeout_s: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s (last: {value!r})")
-        time.sleep(0.02)
+    return waiting.eventually(check, timeout_s=timeout_s, interval_s=0.02)
 
 
 @dataclass
@@ -167,6 +160,8 @@ def test_only_the_replica_holding_the_lease_collects_and_publishes(cluster: Clus
     leader, follower = leader_and_follower(cluster)
     eventually(lambda: leader.recorded() == 3)
     eventually(lambda: cluster.kube.api.get("ConfigMap", NAMESPACE, CONFIG_MAP))
+    # The publication after the runs were recorded (the first may have come before them).
+    eventually(lambda: leader.sample("carbongate_budget_used_grams", team="ml") is not None)
     for _ in range(12):  # 24 s of renewals, well past one lease duration
         cluster.clock.step(loops=2)
         assert leader.leading and not follower.leading
