@@ -26,7 +26,7 @@ DEFAULT_STEP_S: Final = 3600
 GRANULARITY_S: Final = {"5_minutes": 300, "15_minutes": 900, "hourly": 3600, "daily": 86400}
 
 
-class ElectricityMapsSource:
+class ElectricityMapsSource(source.ZonedSource):
     """An :class:`carbon_feed.source.IntensitySource` over Electricity Maps v3."""
 
     def __init__(
@@ -41,26 +41,16 @@ class ElectricityMapsSource:
         history: bool = True,
         horizon_h: int = 48,
     ) -> None:
-        self._name = name
+        super().__init__(name=name, zones=zones)
         self._client = client
         self._token = token
-        self._zones = dict(zones)
         self._emission_factor: Literal["lifecycle", "direct"] = emission_factor
         self._forecast = forecast
         self._history = history
         self._horizon_h = horizon_h
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def regions(self) -> frozenset[str]:
-        return frozenset(self._zones)
-
     def fetch(self, region: str, *, now: datetime) -> model.Reading:
-        zone = self._zones.get(region)
-        if zone is None:
-            raise errors.NoData(f"{self._name}: not configured for region {region!r}")
+        zone = self._zone(region)
         latest = self._get("/v3/carbon-intensity/latest", zone, now=now)
         current = self._point(latest, zone)
         history = self._optional("history", zone, now=now) if self._history else []

@@ -45,6 +45,28 @@ class IntensitySource(Protocol):
         ...
 
 
+class ZonedSource:
+    """What the HTTP providers share: a name, and the provider's zone for each of our regions."""
+
+    def __init__(self, *, name: str, zones: Mapping[str, str]) -> None:
+        self._name = name
+        self._zones = dict(zones)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def regions(self) -> frozenset[str]:
+        return frozenset(self._zones)
+
+    def _zone(self, region: str) -> str:
+        """The provider's zone for ``region``; :class:`errors.NoData` for a region not configured."""
+        zone = self._zones.get(region)
+        if zone is None:
+            raise errors.NoData(f"{self._name}: not configured for region {region!r}")
+        return zone
+
+
 class JsonClient:
     """GET JSON over one keep-alive session, errors mapped to feed errors."""
 

@@ -26,7 +26,7 @@ STEP_S: Final = 1800
 NATIONAL: Final = "national"
 
 
-class UkCarbonIntensitySource:
+class UkCarbonIntensitySource(source.ZonedSource):
     """An :class:`carbon_feed.source.IntensitySource` over api.carbonintensity.org.uk."""
 
     def __init__(self, *, name: str, client: source.JsonClient, zones: Mapping[str, str],
@@ -35,22 +35,12 @@ class UkCarbonIntensitySource:
             if zone != NATIONAL and not zone.isdigit():
                 raise errors.ConfigError(f"provider {name!r}: region {region!r} zone must be "
                                          f"'national' or a region id (1-17), not {zone!r}")
-        self._name = name
+        super().__init__(name=name, zones=zones)
         self._client = client
-        self._zones = dict(zones)
         self._history = history
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def regions(self) -> frozenset[str]:
-        return frozenset(self._zones)
-
     def fetch(self, region: str, *, now: datetime) -> model.Reading:
-        zone = self._zones.get(region)
-        if zone is None:
-            raise errors.NoData(f"{self._name}: not configured for region {region!r}")
+        zone = self._zone(region)
         forecast = self._windows(self._path(zone, "fw48h", now), zone, now=now)
         history = self._past(zone, now=now) if self._history else []
         current = _holding(history, now) or _holding(forecast, now)

@@ -37,7 +37,7 @@ SIGNAL_TYPE: Final = "co2_moer"
 DEFAULT_STEP_S: Final = 300
 
 
-class WattTimeSource:
+class WattTimeSource(source.ZonedSource):
     """An :class:`carbon_feed.source.IntensitySource` over WattTime v3."""
 
     def __init__(
@@ -53,10 +53,9 @@ class WattTimeSource:
         history_h: int = 24,
         renew_margin_s: float = 300.0,
     ) -> None:
-        self._name = name
+        super().__init__(name=name, zones=zones)
         self._client = client
         self._credentials = (username, password)
-        self._zones = dict(zones)
         self._signal = signal
         self._horizon_h = horizon_h
         self._history_h = history_h
@@ -65,17 +64,8 @@ class WattTimeSource:
         self._token_expires: datetime | None = None
         self._lock = threading.Lock()
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def regions(self) -> frozenset[str]:
-        return frozenset(self._zones)
-
     def fetch(self, region: str, *, now: datetime) -> model.Reading:
-        zone = self._zones.get(region)
-        if zone is None:
-            raise errors.NoData(f"{self._name}: not configured for region {region!r}")
+        zone = self._zone(region)
         if self._signal == "index":
             return self._index(region, zone, now=now)
         return self._marginal(region, zone, now=now)
