@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from governance import ledger
+from governance import ledger, periods
 from tests.reliability import ledger_side, servers
 from tests.support import kube_api, webhook_server
 from tests.support.webhook_server import free_port
@@ -34,8 +36,8 @@ LEDGER_ERRORS = "carbongate_governance_ledger_errors_total"
 
 @pytest.fixture
 def kube() -> Iterator[kube_api.RunningKubeApi]:
-    with kube_api.serve(kube_api.FakeKubeApi(
-            clock=lambda: ledger_side.at("2026-11-03T10:00"))) as running:
+    """The API double on the wall clock: the governance process it serves has no other."""
+    with kube_api.serve(kube_api.FakeKubeApi()) as running:
         yield running
 
 
@@ -46,9 +48,36 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webhook_server
         yield running
 
 
-def finish_pods(kube: kube_api.RunningKubeApi, prefix: str, count: int) -> set[str]:
-    """``count`` pods that have run to completion; their UIDs."""
-    return {kube.api.seed(ledger_side.finished_pod(f"{prefix}-{i}"))["metadata"]["uid"] for i in range(count)}
+def finish_pods(kube: kube_api.RunningKubeApi, prefix: str, count: int,
+                finished: datetime | None = None) -> set[str]:
+    """``count`` pods that ran for two hours to completion at ``finished`` (now); their UIDs.
+
+    Now is the wall clock's: governance, a separate process, counts a run into
+    the budget period in which it ended, by its own clock.
+    """
+    finished = finished or datetime.now(UTC)
+    times = {"created": _rfc3339(finished - timedelta(hours=3)),
+             "started": _rfc3339(finished - timedelta(hours=2)), "finished": _rfc3339(finished)}
+    return {kube.api.seed(ledger_side.finished_pod(f"{prefix}-{i}", **times))["metadata"]["uid"]
+            for i in range(count)}
+
+
+def _rfc3339(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def assert_published_budget_counts(published: dict[str, Any], last_finished: datetime) -> None:
+    """The budgets count the runs of their period: the last runs' period, or a new one begun since.
+
+    Runs belong to the period they ended in; if a month turned between the last
+    run and the publication, the new period starts empty.
+    """
+    used_g = published["teams"]["ml"]["used_g"]
+    if published["period"] == periods.containing(last_finished).key:
+        assert used_g > 0, published
+    else:
+        assert periods.parse(published["period"]).start > last_finished, published
+        assert used_g == 0, published
 
 
 def governance_metric(port: int, name: str) -> float:
@@ -93,13 +122,14 @@ def test_a_postgresql_crash_and_restart_loses_and_duplicates_nothing(
 
             cluster.start()
             servers.wait_for(lambda: ledger_side.count_runs(url) == 8, timeout_s=60, what="8 runs after restart")
-            expected |= finish_pods(kube, "after", 2)
+            last_finished = datetime.now(UTC)
+            expected |= finish_pods(kube, "after", 2, finished=last_finished)
             servers.wait_for(lambda: ledger_side.count_runs(url) == 10, timeout_s=30, what="10 runs")
             assert service.alive()
         assert service.process is not None and service.process.returncode == 0, service.log()[-2000:]
         assert_exactly(url, expected)
     published = json.loads((webhook.directory / "budgets.json").read_text())
-    assert published["teams"]["ml"]["used_g"] > 0
+    assert_published_budget_counts(published, last_finished)
     assert_webhook_admits(webhook, "after")
 
 
