@@ -17,6 +17,7 @@ A run is charged the intensity of the hours it actually ran, time-weighted
 
 from __future__ import annotations
 
+import calendar
 import collections
 import csv
 import itertools
@@ -95,14 +96,11 @@ class TraceHistory:
         found = self.series.get(region)
         if found is None or found.start is None:
             return None
-        direct = mean_over(found, start, end)
-        if direct is None:
-            shift = _years_to_trace(start, found.start)
-            direct = mean_over(found, _shift(start, shift), _shift(end, shift))
-        if direct is None:
+        priced = _by_time_of_year(found, start, end)
+        if priced is None:
             return None
-        return Reading(mean_g_per_kwh=direct[0], signal="average",
-                       source=f"trace:{self.emission_factor}", covered_s=direct[1])
+        return Reading(mean_g_per_kwh=priced[0], signal="average",
+                       source=f"trace:{self.emission_factor}", covered_s=priced[1])
 
 
 def load_traces(paths: Iterable[Path], *, emission_factor: EmissionFactor = "lifecycle"
@@ -152,16 +150,62 @@ def _step(starts: Sequence[datetime]) -> int:
     return gaps.most_common(1)[0][0] if gaps else 3600
 
 
-def _years_to_trace(when: datetime, trace_start: datetime) -> int:
-    return trace_start.year - when.year
+def _by_time_of_year(trace: series_mod.Series, start: datetime, end: datetime) -> tuple[float, float] | None:
+    """(mean, seconds covered) of ``[start, end)`` priced on the trace at the same time of year.
+
+    The run is cut where the calendar would tear it: at each new year and
+    around 29 February. Each piece is priced where it falls in the trace (its
+    own year if the trace has it, else the trace's year), 29 February on the
+    trace's 28th when the trace year has none, and the pieces are weighted by
+    the time each covered. A run from 31 December 22:00 to 1 January 02:00
+    is priced on all four hours, not only those before midnight.
+    """
+    if end <= start:
+        moved = _onto_trace(trace, start, start)
+        value = None if moved is None else trace.value_at(moved)
+        return None if value is None else (value, 0.0)
+    weighted, covered = 0.0, 0.0
+    for begin, finish in _calendar_pieces(start, end):
+        moved = _onto_trace(trace, begin, finish)
+        if moved is None:
+            continue
+        found = mean_over(trace, moved, moved + (finish - begin))
+        if found is not None:
+            weighted += found[0] * found[1]
+            covered += found[1]
+    if covered <= 0:
+        return None
+    return weighted / covered, covered
 
 
-def _shift(when: datetime, years: int) -> datetime:
-    """The same time of year ``years`` later (29 February becomes the 28th)."""
+def _calendar_pieces(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """``[start, end)`` cut at every 1 January and at the start and end of every 29 February."""
+    cuts = set()
+    for year in range(start.year, end.year + 2):
+        cuts.add(datetime(year, 1, 1, tzinfo=UTC))
+        if calendar.isleap(year):
+            cuts.update({datetime(year, 2, 29, tzinfo=UTC), datetime(year, 3, 1, tzinfo=UTC)})
+    bounds = [start, *sorted(c for c in cuts if start < c < end), end]
+    return list(itertools.pairwise(bounds))
+
+
+def _onto_trace(trace: series_mod.Series, begin: datetime, finish: datetime) -> datetime | None:
+    """Where a piece that neither crosses a new year nor 29 February's edges starts in the trace."""
+    assert trace.start is not None and trace.end is not None
+    years = [begin.year, *range(trace.start.year, trace.end.year + 1)]
+    for year in years:
+        moved = _same_time_in(begin, year)
+        if trace.start < moved + (finish - begin) and moved < trace.end:
+            return moved
+    return None
+
+
+def _same_time_in(moment: datetime, year: int) -> datetime:
+    """The same time of year in ``year``; 29 February becomes the 28th where there is none."""
     try:
-        return when.replace(year=when.year + years)
+        return moment.replace(year=year)
     except ValueError:
-        return when.replace(year=when.year + years, day=28)
+        return moment.replace(year=year, day=28)
 
 
 # --- the archive of published snapshots -------------------------------------------------

@@ -191,3 +191,38 @@ def test_a_file_that_is_not_a_trace_is_refused(tmp_path: Path) -> None:
     path.write_text("a,b\n1,2\n", encoding="utf-8")
     with pytest.raises(history.HistoryError, match="missing column"):
         history.load_traces([path])
+
+
+# --- runs the calendar tears: a new year, 29 February ------------------------------------
+
+def _gb_2023_mean(hours: list[str]) -> float:
+    """The mean of the 2023 demo trace's GB values at these ``MM-DD HH`` hours."""
+    return sum(_gb_2023(datetime.strptime(f"2023-{h}", "%Y-%m-%d %H")) for h in hours) / len(hours)
+
+
+def test_a_run_across_the_new_year_is_priced_on_every_hour() -> None:
+    demo = history.TraceHistory(series={"GB": history.load_traces(
+        sorted(settings.DEMO_GRID_DIR.glob("GB_*.csv"))).series["GB"]})
+    reading = demo.mean("GB", at("2027-12-31T22:00"), at("2028-01-01T02:00"))
+    assert reading is not None
+    assert reading.covered_s == 4 * 3600
+    assert reading.mean_g_per_kwh == pytest.approx(
+        _gb_2023_mean(["12-31 22", "12-31 23", "01-01 00", "01-01 01"]))
+
+
+def test_a_run_into_a_leap_day_is_priced_on_every_hour_with_the_28th_for_the_29th() -> None:
+    demo = history.load_traces(sorted(settings.DEMO_GRID_DIR.glob("GB_*.csv")))
+    reading = demo.mean("GB", at("2028-02-28T22:00"), at("2028-02-29T02:00"))
+    assert reading is not None
+    assert reading.covered_s == 4 * 3600
+    # 2023 has no 29 February: its hours are priced as the 28th's.
+    assert reading.mean_g_per_kwh == pytest.approx(
+        _gb_2023_mean(["02-28 22", "02-28 23", "02-28 00", "02-28 01"]))
+
+
+def test_a_run_across_a_leap_day_into_march_is_priced_on_every_hour() -> None:
+    demo = history.load_traces(sorted(settings.DEMO_GRID_DIR.glob("GB_*.csv")))
+    reading = demo.mean("GB", at("2028-02-29T23:00"), at("2028-03-01T01:00"))
+    assert reading is not None
+    assert reading.covered_s == 2 * 3600
+    assert reading.mean_g_per_kwh == pytest.approx(_gb_2023_mean(["02-28 23", "03-01 00"]))
