@@ -21,7 +21,8 @@ $(CERTS)/tls.crt: | $(STAMP)
 
 ## run: serve the webhook on https://127.0.0.1:8443 (embedded OPA, bundled demo grid data)
 run: $(STAMP) $(CERTS)/tls.crt
-	$(BIN)/carbongate serve --dev
+	CARBONGATE_WEBHOOK_NAMESPACE_LABELS_SOURCE=file CARBONGATE_WEBHOOK_NAMESPACE_LABELS_FILE=examples/namespaces.yaml \
+		$(BIN)/carbongate serve --dev
 
 ## test: install and run every test (Rego, unit, integration, fuzz, faults, short load)
 test: $(STAMP)

@@ -59,7 +59,7 @@ def write_grid(directory: Path, settings: settings_mod.Settings) -> Path:
     """The snapshot the feed would publish now from the bundled demo traces."""
     document = traces.snapshot_from_traces(
         DEMO_GRID, now=timefmt.utc_now(), horizon_h=settings.grid.forecast_horizon_h,
-        durations_min=settings.grid.window_durations_min, max_age_s=settings.grid.max_age_s)
+        durations_min=settings.grid.window_durations_min, grace_s=settings.grid.stale_grace_s)
     path = directory / "grid-snapshot.json"
     path.write_text(json.dumps(document))
     return path

@@ -81,7 +81,7 @@ def _grid(args: argparse.Namespace) -> tuple[Any, datetime]:
     if args.grid:
         grid = settings.grid
         document = traces.snapshot_from_traces(
-            args.grid, now=now, horizon_h=grid.forecast_horizon_h, max_age_s=grid.max_age_s,
+            args.grid, now=now, horizon_h=grid.forecast_horizon_h, grace_s=grid.stale_grace_s,
             durations_min=sorted({*grid.window_durations_min, args.duration}), history_h=24)
         return contract.check_snapshot(document), now
     return contract.load_snapshot(args.snapshot or settings.grid.snapshot_path), now

@@ -169,6 +169,9 @@ def build_sources(
 
     A provider's ``type`` option picks the implementation (default: its name),
     so two Electricity Maps entries (``lifecycle`` and ``direct``) can coexist.
+    Any provider may state ``cadence_s``, how often it publishes a new value,
+    where its answers do not say (a provider of one's own, a double): data is
+    stale once that cadence plus ``grid.stale_grace_s`` has passed.
     """
     zones: dict[str, dict[str, str]] = {}
     for region, chain in config.regions.items():
@@ -176,13 +179,22 @@ def build_sources(
             zones.setdefault(entry.provider, {})[region] = entry.zone
     built: dict[str, source.IntensitySource] = {}
     for name, region_zones in zones.items():
-        options = config.providers.get(name, {})
+        options = dict(config.providers.get(name, {}))
+        cadence_s = options.pop("cadence_s", None)
         kind = str(options.get("type", name))
         if kind not in factories:
             raise errors.ConfigError(f"provider {name!r}: unknown type {kind!r}; "
                                      f"known: {', '.join(sorted(factories))}")
         built[name] = factories[kind](name, options, region_zones, context)
+        if cadence_s is not None:
+            built[name] = source.WithCadence(built[name], cadence_s=_cadence(name, cadence_s))
     return built
+
+
+def _cadence(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise errors.ConfigError(f"provider {name!r}: cadence_s must be a whole number of seconds > 0, not {value!r}")
+    return value
 
 
 def check_options(name: str, options: Mapping[str, Any], allowed: set[str]) -> None:

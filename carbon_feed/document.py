@@ -45,16 +45,21 @@ def age_s(reading: model.Reading, now: datetime) -> float:
     return max(0.0, (now - reading.observed_at).total_seconds())
 
 
-def is_stale(reading: model.Reading, now: datetime, max_age_s: float) -> bool:
-    """Older than the configured maximum: the policy must not act on it."""
-    return age_s(reading, now) > max_age_s
+def fresh_until(reading: model.Reading, grace_s: int) -> datetime:
+    """When the reading turns stale: its provider's next observation due, plus the grace."""
+    return contract.fresh_until(reading.observed_at, reading.every_s, grace_s)
+
+
+def is_stale(reading: model.Reading, now: datetime, grace_s: int) -> bool:
+    """Past its provider's cadence and the grace: the policy must not act on it."""
+    return now >= fresh_until(reading, grace_s)
 
 
 def region_document(
     reading: model.Reading,
     *,
     now: datetime,
-    max_age_s: float,
+    grace_s: int,
     best: Mapping[str, contract.WindowDoc],
     source_label: str | None = None,
     fallback_used: bool = False,
@@ -69,7 +74,8 @@ def region_document(
         "fallback_used": fallback_used,
         "observed_at": contract.format_time(reading.observed_at),
         "fetched_at": contract.format_time(reading.fetched_at),
-        "stale": is_stale(reading, now, max_age_s),
+        "stale": is_stale(reading, now, grace_s),
+        "fresh_until": contract.format_time(fresh_until(reading, grace_s)),
         "forecast_step_s": reading.forecast_step_s,
         "forecast": [
             {"start": contract.format_time(p.start), "g_per_kwh": round(p.g_per_kwh, 3)}

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Literal, TypedDict, get_args
+from typing import Any, Final, Literal, NotRequired, TypedDict, get_args
 
 from carbon_feed import errors
 from planner import series
@@ -48,6 +48,13 @@ class Reading:
     emission_factor: EmissionFactor | None = None
     forecast: tuple[series.Point, ...] = field(default=())
     forecast_step_s: int = 3600
+    # How often the provider publishes a new current value; None: one forecast step.
+    cadence_s: int | None = None
+
+    @property
+    def every_s(self) -> int:
+        """The provider's cadence: when the next observation after ``observed_at`` is due."""
+        return self.cadence_s if self.cadence_s is not None else self.forecast_step_s
 
     def __post_init__(self) -> None:
         if self.signal not in get_args(Signal):
@@ -56,6 +63,8 @@ class Reading:
             raise errors.MalformedResponse(f"{self.source}: times must carry a time zone")
         if self.forecast_step_s <= 0:
             raise errors.MalformedResponse(f"{self.source}: forecast step {self.forecast_step_s} s")
+        if self.cadence_s is not None and self.cadence_s <= 0:
+            raise errors.MalformedResponse(f"{self.source}: cadence {self.cadence_s} s")
         if self.signal == "index":
             self._check_index()
         else:
@@ -111,6 +120,7 @@ class ReadingDoc(TypedDict):
     emission_factor: str | None
     forecast: list[PointDoc]
     forecast_step_s: int
+    cadence_s: NotRequired[int | None]
 
 
 def to_document(reading: Reading) -> ReadingDoc:
@@ -128,6 +138,7 @@ def to_document(reading: Reading) -> ReadingDoc:
             {"start": contract.format_time(p.start), "g_per_kwh": p.g_per_kwh} for p in reading.forecast
         ],
         "forecast_step_s": reading.forecast_step_s,
+        "cadence_s": reading.cadence_s,
     }
 
 
@@ -148,6 +159,7 @@ def from_document(document: Mapping[str, Any]) -> Reading:
                 for p in document.get("forecast", [])
             ),
             forecast_step_s=int(document.get("forecast_step_s", 3600)),
+            cadence_s=None if document.get("cadence_s") is None else int(document["cadence_s"]),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise errors.MalformedResponse(f"stored reading does not fit: {error!r}") from error

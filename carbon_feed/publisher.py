@@ -5,7 +5,7 @@ document and isolates their failures: an OPA server that is down must not
 stop the snapshot file from being written, and neither may stop the feed.
 Failures are logged and counted (``carbongate_feed_publishes_total``); the
 webhook meanwhile keeps answering from the data it has, marked stale when it
-ages past ``grid.max_age_s``.
+ages past its provider's cadence plus ``grid.stale_grace_s``.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class Feed:
     def _region(self, resolved: chain.Resolved, *, now: datetime) -> contract.RegionDoc:
         reading = resolved.reading
         region_doc = document.region_document(
-            reading, now=now, max_age_s=self._grid.max_age_s, best=self._best(reading, now=now),
+            reading, now=now, grace_s=self._grid.stale_grace_s, best=self._best(reading, now=now),
             source_label=resolved.source_label, fallback_used=resolved.fallback_used,
         )
         self.metrics.age.labels(reading.region).set(document.age_s(reading, now))

@@ -13,6 +13,7 @@ providers pass secrets in headers or basic auth only.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import itertools
 import json
@@ -43,6 +44,24 @@ class IntensitySource(Protocol):
     def fetch(self, region: str, *, now: datetime) -> model.Reading:
         """The reading for ``region``; raises :class:`errors.ProviderError` when it cannot."""
         ...
+
+
+class WithCadence:
+    """A source whose readings carry the cadence the providers file states for it."""
+
+    def __init__(self, inner: IntensitySource, *, cadence_s: int) -> None:
+        self._inner = inner
+        self._cadence_s = cadence_s
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    def regions(self) -> frozenset[str]:
+        return self._inner.regions()
+
+    def fetch(self, region: str, *, now: datetime) -> model.Reading:
+        return dataclasses.replace(self._inner.fetch(region, now=now), cadence_s=self._cadence_s)
 
 
 class ZonedSource:

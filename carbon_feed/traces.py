@@ -331,7 +331,7 @@ def snapshot_from_traces(
     now: datetime,
     horizon_h: int,
     durations_min: Iterable[int],
-    max_age_s: int,
+    grace_s: int,
     history_h: int = 0,
     column: Column = "lca",
 ) -> dict[str, Any]:
@@ -347,7 +347,7 @@ def snapshot_from_traces(
     for region in replay.ordered_regions():
         reading = replay.fetch(region, now=now)
         best = document.best_windows(reading, durations, earliest=now)
-        regions[region] = document.region_document(reading, now=now, max_age_s=max_age_s, best=best)
+        regions[region] = document.region_document(reading, now=now, grace_s=grace_s, best=best)
     return dict(document.snapshot(regions, now=now))
 
 

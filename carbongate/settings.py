@@ -37,6 +37,13 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names it."""
 
 
+# Settings that were replaced, and what to write instead.
+RENAMED = {
+    "max_age_s": "grid.max_age_s was replaced by grid.stale_grace_s: data is stale once its "
+                 "provider's next observation is overdue by stale_grace_s (docs/carbon_feed.md)",
+}
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """Which policy engine decides, and where its policies live."""
@@ -78,8 +85,10 @@ class WebhookSettings:
     own_namespace: str = "carbongate"
     # Namespaces never touched whatever their labels say.
     exempt_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
-    # Where namespace labels come from: "api" (in-cluster read) or "none".
-    namespace_labels_source: Literal["api", "none"] = "none"
+    # Where namespace labels come from: "api" (in-cluster read), "file" (Namespace manifests in
+    # namespace_labels_file: make run, demos) or "none" (every namespace unlabelled: dryrun).
+    namespace_labels_source: Literal["api", "file", "none"] = "none"
+    namespace_labels_file: Path | None = None
     namespace_cache_ttl_s: float = 30.0
     # Prometheus multiprocess directory for gunicorn workers.
     metrics_dir: Path = Path(".state/metrics")
@@ -98,8 +107,11 @@ class GridSettings:
     window_durations_min: tuple[int, ...] = (30, 60, 120, 240, 480)
     # Candidate starts for a workload's plan are spaced at least this far apart.
     plan_step_min: int = 15
-    # Data older than this is marked stale.
-    max_age_s: int = 3600
+    # Grid data is stale once its provider's next observation is overdue by this much
+    # (observed_at + the provider's cadence + stale_grace_s): an hourly series observed at
+    # 11:00 stays fresh until 12:15. The one setting for data age; it must exceed
+    # feed.ttl_s, so that a feed polling normally never lets data turn stale.
+    stale_grace_s: int = 900
 
 
 @dataclass(frozen=True)
@@ -226,7 +238,16 @@ def load(
     if overrides:
         layered = _merge(layered, {k: dict(v) for k, v in overrides.items()})
     settings: Settings = _build(Settings, layered, "")
+    _check_consistent(settings)
     return settings
+
+
+def _check_consistent(settings: Settings) -> None:
+    """Refuse combinations that cannot work, naming both settings."""
+    if settings.grid.stale_grace_s <= settings.feed.ttl_s:
+        raise SettingsError(
+            f"grid.stale_grace_s ({settings.grid.stale_grace_s}) must exceed feed.ttl_s ({settings.feed.ttl_s}): "
+            "a feed that polls every ttl_s would otherwise publish stale data in normal operation")
 
 
 def environment_value(name: str, *, environ: Mapping[str, str] | None = None) -> str | None:
@@ -268,7 +289,8 @@ def _build(cls: type[Any], values: Mapping[str, Any], where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
-        raise SettingsError(f"unknown setting(s) {sorted(unknown)} in [{where or 'root'}]")
+        hints_text = "".join(f"; {RENAMED[key]}" for key in sorted(unknown) if key in RENAMED)
+        raise SettingsError(f"unknown setting(s) {sorted(unknown)} in [{where or 'root'}]{hints_text}")
     kwargs: dict[str, Any] = {}
     for item in dataclasses.fields(cls):
         if item.name not in values:

@@ -33,6 +33,7 @@ class PlanningDefaults:
     step_s: int = 900
     horizon_s: int = 48 * 3600
     network_kwh_per_gb: float = 0.0
+    stale_grace_s: int = 900
 
 
 class GridView:
@@ -91,7 +92,8 @@ class GridView:
         rules = planning.PlanningRules(
             home_region=self.home_region, step_s=self._defaults.step_s,
             horizon_s=self._defaults.horizon_s,
-            network_kwh_per_gb=self._defaults.network_kwh_per_gb)
+            network_kwh_per_gb=self._defaults.network_kwh_per_gb,
+            stale_grace_s=self._defaults.stale_grace_s)
         try:
             return planning.plan_workload(self._snapshot["regions"], shape, now=now, rules=rules,
                                           parsed=self._parsed)

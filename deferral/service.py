@@ -115,7 +115,8 @@ def grid_view(settings: settings_mod.Settings, *, metrics: metrics_mod.Metrics) 
     defaults = grid.PlanningDefaults(
         home_region=home, step_s=settings.grid.plan_step_min * 60,
         horizon_s=settings.grid.forecast_horizon_h * 3600,
-        network_kwh_per_gb=float(config.get("network_kwh_per_gb") or 0.0))
+        network_kwh_per_gb=float(config.get("network_kwh_per_gb") or 0.0),
+        stale_grace_s=settings.grid.stale_grace_s)
     return grid.GridView(path=settings.grid.snapshot_path, defaults=defaults, metrics=metrics)
 
 

@@ -6,10 +6,14 @@ governance adds up each team's emissions for the current period from the
 ledger and publishes ``data.carbongate.budgets`` (docs/architecture.md,
 "Budgets")::
 
-    {"period": "2026-11", "generated_at": "...",
+    {"period": "2026-11", "period_start": "2026-11-01T00:00:00Z", "period_end": "2026-12-01T00:00:00Z",
+     "period_start_ns": ..., "period_end_ns": ..., "generated_at": "...",
      "teams": {"ml": {"limit_g": 800000.0, "used_g": 652000.0,
                       "percent": 81.5, "state": "warn"}}}
 
+The period's bounds travel with it: a policy applies a document only while
+``input.now`` is inside its period, so last month's "exhausted" never holds
+this month's work, at the turn of a period or while governance is down.
 Policies read it to warn at 80 % and to hold back an exhausted team's tier-3
 work. Publishing goes to every configured sink (an OPA server's REST API, the
 atomic snapshot file the webhook loads, a ConfigMap every webhook pod mounts,
@@ -54,6 +58,10 @@ class TeamBudgetDoc(TypedDict):
 
 class BudgetsDocument(TypedDict):
     period: str
+    period_start: str
+    period_end: str
+    period_start_ns: int
+    period_end_ns: int
     generated_at: str
     teams: dict[str, TeamBudgetDoc]
 
@@ -89,7 +97,14 @@ def document(config: BudgetConfig, usage_g: Mapping[str, float], *, period: peri
     """The ``data.carbongate.budgets`` document for every team that has a limit."""
     teams = {team: team_budget(limit, usage_g.get(team, 0.0), warn_percent=config.warn_percent)
              for team, limit in sorted(config.limits_g.items())}
-    return {"period": period.key, "generated_at": runs.format_time(now), "teams": teams}
+    return {"period": period.key,
+            "period_start": runs.format_time(period.start), "period_end": runs.format_time(period.end),
+            "period_start_ns": _ns(period.start), "period_end_ns": _ns(period.end),
+            "generated_at": runs.format_time(now), "teams": teams}
+
+
+def _ns(when: datetime) -> int:
+    return int(when.timestamp()) * 1_000_000_000
 
 
 # --- the settings file -------------------------------------------------------------------

@@ -38,6 +38,7 @@ class RegionPlan(TypedDict):
     stale: bool
     source: str
     observed_at: str
+    fresh_until_ns: int
     move_g: float
     windows: list[WindowInput]
 
@@ -70,6 +71,8 @@ class PlanningRules:
     step_s: int = 3600
     horizon_s: int = 48 * 3600
     network_kwh_per_gb: float = 0.0
+    # Grace past a provider's next due observation before its data is stale (grid.stale_grace_s).
+    stale_grace_s: int = 900
 
 
 def plan_workload(
@@ -99,11 +102,20 @@ def plan_workload(
             "stale": bool(region.get("stale", True)),
             "source": str(region.get("source", "")),
             "observed_at": str(region.get("observed_at", "")),
+            "fresh_until_ns": _fresh_until_ns(region, rules.stale_grace_s),
             "move_g": _move_grams(name, rules, workload, home_mean,
                                   _mean_now(region_series, now, workload.duration_s)),
             "windows": candidates,
         }
     return {"home_region": rules.home_region, "duration_s": workload.duration_s, "regions": regions}
+
+
+def _fresh_until_ns(region: snapshot.RegionDoc, grace_s: int) -> int:
+    """When the region's data turns stale, in ns; 0 (stale) when the snapshot cannot say."""
+    try:
+        return int(snapshot.region_fresh_until(region, grace_s).timestamp()) * NS_PER_S
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 def parse_regions(grid_regions: Mapping[str, snapshot.RegionDoc]) -> dict[str, series_mod.Series | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -43,6 +44,9 @@ class RegionDoc(TypedDict):
     forecast_step_s: int
     forecast: list[ForecastPoint]
     best_windows: dict[str, WindowDoc]
+    # When the data stops being fresh: its provider's next observation was due
+    # (observed_at + cadence) plus the grace the settings allow (grid.stale_grace_s).
+    fresh_until: NotRequired[str]
     emission_factor: NotRequired[str | None]
     fallback_used: NotRequired[bool]
     fetched_at: NotRequired[str]
@@ -94,6 +98,26 @@ def _check_region(name: str, region: Any) -> None:
         parse_time(region["observed_at"])
     except (TypeError, ValueError) as error:
         raise SnapshotError(f"region {name!r}: observed_at: {error}") from error
+
+
+def fresh_until(observed_at: datetime, cadence_s: int, grace_s: int) -> datetime:
+    """The instant data observed at ``observed_at`` turns stale.
+
+    Data is as fresh as its provider can make it until the next observation
+    is due (an hourly series observed at 11:00 is current until 12:00), and
+    the feed needs a moment to fetch that one: ``grace_s``. The feed stamps
+    this on every region it publishes, the planner hands it to the policies as
+    ``fresh_until_ns``, and both use this one rule.
+    """
+    return observed_at + timedelta(seconds=cadence_s + grace_s)
+
+
+def region_fresh_until(region: RegionDoc, grace_s: int) -> datetime:
+    """A region's ``fresh_until`` as published, else by the rule from its observation and step."""
+    published = region.get("fresh_until")
+    if isinstance(published, str):
+        return parse_time(published)
+    return fresh_until(parse_time(region["observed_at"]), int(region["forecast_step_s"]), grace_s)
 
 
 def region_series(region: RegionDoc) -> series.Series | None:

@@ -173,7 +173,9 @@ class Replay:
         settings = self.setup.settings
         return admission.Knowledge(
             now=now, grid=published.document, budgets=None, config=self.setup.config,
-            namespace_labels={}, home_region=job.home,
+            # Each row's tier is the platform's for its namespace, opted in and enforced.
+            namespace_labels={"carbongate.io/tier": job.tier, "carbongate.io/enforcement": "enforce"},
+            home_region=job.home,
             own_namespace=settings.webhook.own_namespace,
             exempt_namespaces=frozenset(settings.webhook.exempt_namespaces),
             policy_version=self.engine.version,

@@ -3,8 +3,9 @@
 The admission path and the release path read the grid through exactly the
 contract they read in production (``planner.snapshot.GridSnapshot``), so the
 simulator writes that document from its forecasts: the reading holding at
-the issue instant, the forecast points, ``stale: false`` (the simulated feed
-is never late). The parsed series go along (``Knowledge.grid_series``) so the
+the issue instant, the forecast points, ``stale: false`` and a ``fresh_until``
+at the forecast's end (the simulated feed is never late: what it issued holds
+until it issues again). The parsed series go along (``Knowledge.grid_series``) so the
 planner does not parse back what was just formatted.
 
 ``best_windows`` are what the feed precomputes for policies that read
@@ -102,6 +103,7 @@ def region_doc(region: str, forecast: series_mod.Series, *, at: datetime,
         "observed_at": timefmt.format_time(now_point.start),
         "fetched_at": timefmt.format_time(at),
         "stale": False,
+        "fresh_until": timefmt.format_time(forecast.end or at),
         "forecast_step_s": forecast.step_s,
         "forecast": [{"start": _text(p.start), "g_per_kwh": round(p.g_per_kwh, 3)} for p in forecast.points],
         "best_windows": _best_windows(forecast, at, window_durations_min),

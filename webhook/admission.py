@@ -50,6 +50,8 @@ class Knowledge:
     policy_version: str
     plan_step_s: int = 3600
     horizon_s: int = 48 * 3600
+    # For snapshots without fresh_until: grace past a provider's due observation (grid.stale_grace_s).
+    stale_grace_s: int = 900
     # The grid's forecasts parsed once per snapshot version (planner.plan.parse_regions).
     grid_series: Mapping[str, Any] | None = None
 
@@ -195,18 +197,24 @@ def _plan(workload: workloads.Workload, duration_s: int, knowledge: Knowledge) -
         step_s=knowledge.plan_step_s,
         horizon_s=knowledge.horizon_s,
         network_kwh_per_gb=float(knowledge.config.get("network_kwh_per_gb", 0.0)),
+        stale_grace_s=knowledge.stale_grace_s,
     )
     return planning.plan_workload(knowledge.grid["regions"], shape, now=knowledge.now, rules=rules,
                                   parsed=knowledge.grid_series)
 
 
+PERIOD_FIELDS = ("period", "period_start_ns", "period_end_ns")
+
+
 def _budget(workload: workloads.Workload, request: reviews.Request, knowledge: Knowledge) -> Any:
-    """The team's budget entry, for convenience; the policy may read the full document."""
+    """The team's budget entry with its period, for convenience; the policy may read the full document."""
     team = workload.labels.get(workloads.TEAM) or knowledge.namespace_labels.get(workloads.TEAM)
-    teams = (knowledge.budgets or {}).get("teams")
-    if not team or not isinstance(teams, Mapping) or team not in teams:
+    budgets = knowledge.budgets or {}
+    teams = budgets.get("teams")
+    if not team or not isinstance(teams, Mapping) or not isinstance(teams.get(team), Mapping):
         return None
-    return {"team": team, **teams[team]}
+    period = {key: budgets[key] for key in PERIOD_FIELDS if key in budgets}
+    return {"team": team, **teams[team], **period}
 
 
 def _default_duration(config: Mapping[str, Any]) -> int:

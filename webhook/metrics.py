@@ -43,6 +43,11 @@ LATENCY = Histogram(
     "Time to answer an admission request, parse to serialise",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
+TIER_REFUSALS = Counter(
+    "carbongate_tier_refusals_total",
+    "Workloads whose own carbongate.io/tier label the platform's mandate refused, by namespace and team",
+    ["namespace", "team"],
+)
 DATA_RELOADS = Counter(
     "carbongate_webhook_data_reloads_total",
     "Grid and budget snapshot loads into the worker, by document and result",

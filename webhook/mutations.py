@@ -72,13 +72,18 @@ def _steer(pod_spec: Mapping[str, Any], affinity: Mapping[str, Any]) -> list[str
 
     A required term the user wrote that pins the same node label to other
     values is respected: carbongate then leaves the affinity alone and says so,
-    because narrowing it would make the pod unschedulable.
+    because narrowing it would make the pod unschedulable. A decision with
+    ``required: false`` (a service's pod) only adds the preference: its
+    required terms are never narrowed.
     """
     key, values = affinity.get("key"), affinity.get("values")
     if not isinstance(key, str) or not isinstance(values, list) or not values:
         return []
     requirement = {"key": key, "operator": "In", "values": [str(v) for v in values]}
     node_affinity = _node_affinity(pod_spec)
+    if affinity.get("required") is False:
+        _prefer(node_affinity, requirement)
+        return []
     required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
     terms = required.get("nodeSelectorTerms") if isinstance(required, dict) else None
     if isinstance(terms, list) and terms:

@@ -129,7 +129,7 @@ def _grid(traces: tuple[Path, ...], *, now: datetime, settings: settings_mod.Set
     try:
         document = trace_mod.snapshot_from_traces(
             traces, now=now, horizon_h=settings.grid.forecast_horizon_h,
-            durations_min=settings.grid.window_durations_min, max_age_s=settings.grid.max_age_s,
+            durations_min=settings.grid.window_durations_min, grace_s=settings.grid.stale_grace_s,
         )
     except (OSError, ValueError) as error:
         raise ReviewError(f"cannot build the grid from {', '.join(map(str, traces))}: {error}") from error

@@ -223,6 +223,7 @@ class AdmissionService:
             policy_version=self.engine.version,
             plan_step_s=self.settings.grid.plan_step_min * 60,
             horizon_s=self.settings.grid.forecast_horizon_h * 3600,
+            stale_grace_s=self.settings.grid.stale_grace_s,
             grid_series=self._parsed_grid(grid),
         )
 
@@ -239,12 +240,19 @@ class AdmissionService:
             metrics.DRY_RUN.inc()
             return
         decision = result.decision
-        if decision is not None:
-            metrics.DECISIONS.labels(
-                action=str(decision.get("action")),
-                tier=str(decision.get("tier") or "none"),
-                mode=str(decision.get("mode") or "enforce"),
-            ).inc()
+        if decision is None:
+            return
+        mode = str(decision.get("mode") or "enforce")
+        metrics.DECISIONS.labels(
+            action=str(decision.get("action")),
+            tier=str(decision.get("tier") or "none"),
+            mode=mode,
+        ).inc()
+        if isinstance(decision.get("tier_refused"), str):
+            metrics.TIER_REFUSALS.labels(namespace=request.namespace, team=str(decision.get("team") or "none")).inc()
+        if mode == "dryrun" and decision.get("action") != "admit":
+            log.info("dryrun: would have %s %s %s/%s (%s; %s)", decision.get("action"), request.kind,
+                     request.namespace, request.name or "(generated)", decision.get("reason"), decision.get("message"))
 
 
 def _load_grid(path: Any) -> Mapping[str, Any]:

@@ -110,6 +110,36 @@ def no_namespace_labels(namespace: str) -> Mapping[str, str]:
     return {}
 
 
+def file_namespace_reader(path: Path) -> NamespaceReader:
+    """Namespace labels from a file of Namespace manifests (multi-document YAML or JSON).
+
+    For a webhook that cannot read the API (``make run``, a demo, a cluster
+    where it has no RBAC for namespaces): the same manifests the platform
+    applies. Read on each cache miss, so an edit shows within the cache TTL;
+    an unreadable file raises, and the review fails open and is counted.
+    """
+    import yaml
+
+    def read(namespace: str) -> Mapping[str, str]:
+        try:
+            documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        except (OSError, yaml.YAMLError) as error:
+            raise NamespaceFileError(f"cannot read namespace labels from {path}: {error}") from error
+        for document in documents:
+            metadata = document.get("metadata") if isinstance(document, Mapping) else None
+            if document.get("kind") == "Namespace" and isinstance(metadata, Mapping) \
+                    and metadata.get("name") == namespace:
+                labels = metadata.get("labels")
+                return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
+        return {}
+
+    return read
+
+
+class NamespaceFileError(RuntimeError):
+    """The namespace labels file cannot be read."""
+
+
 def kubernetes_namespace_reader(*, timeout_s: float) -> NamespaceReader:
     """Read namespace labels with the in-cluster service account (RBAC: namespaces get)."""
     from kubernetes import client, config

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def snapshot_file(tmp_path: Path) -> Path:
     """A published snapshot with one region stale and served from the last-known-good cache."""
     document = traces.snapshot_from_traces(traces.demo_files(EXAMPLES), now=contract.parse_time(NOW),
-                                           horizon_h=48, durations_min=(60,), max_age_s=3600)
+                                           horizon_h=48, durations_min=(60,), grace_s=900)
     document["regions"]["NO"] |= {"stale": True, "source": "last-known-good:trace",
                                   "observed_at": "2026-11-22T09:00:00Z"}
     path = tmp_path / "grid.json"

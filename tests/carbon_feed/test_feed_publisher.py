@@ -31,7 +31,7 @@ def grid() -> contract.GridSnapshot:
     from carbon_feed import traces
 
     document = traces.snapshot_from_traces(traces.demo_files(EXAMPLES), now=NOW, horizon_h=48,
-                                           durations_min=(60, 240), max_age_s=3600)
+                                           durations_min=(60, 240), grace_s=900)
     return contract.check_snapshot(document)
 
 

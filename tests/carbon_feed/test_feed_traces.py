@@ -200,7 +200,7 @@ def test_snapshot_best_windows_match_a_brute_force_over_the_trace(
     gb_rows: dict[datetime, dict[str, str]], minutes: int
 ) -> None:
     now = at("2026-11-22T12:07:00Z")
-    document = traces.snapshot_from_traces([GB], now=now, horizon_h=48, durations_min=[minutes], max_age_s=3600)
+    document = traces.snapshot_from_traces([GB], now=now, horizon_h=48, durations_min=[minutes], grace_s=900)
 
     window = document["regions"]["GB"]["best_windows"][str(minutes)]
     start, mean = brute_best(gb_rows, now=now, hours=minutes // 60, trace_now=at("2023-11-22T12:07:00Z"),
@@ -214,7 +214,7 @@ def test_the_trace_snapshot_fits_the_contract_and_keeps_the_file_order() -> None
     now = at("2026-11-22T12:07:00Z")
     files = traces.demo_files(EXAMPLES)
 
-    document = traces.snapshot_from_traces(files, now=now, horizon_h=48, durations_min=(30, 60), max_age_s=3600)
+    document = traces.snapshot_from_traces(files, now=now, horizon_h=48, durations_min=(30, 60), grace_s=900)
 
     checked = contract.check_snapshot(document)
     assert list(checked["regions"]) == ["GB", "DE", "NO"]

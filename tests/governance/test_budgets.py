@@ -37,7 +37,9 @@ def test_the_document_has_the_published_shape() -> None:
     config = budgets.BudgetConfig(limits_g={"ml": 800_000.0, "web": 200_000.0})
     doc = budgets.document(config, {"ml": 652_000.0, "batch": 5.0}, period=NOVEMBER, now=NOW)
     # docs/architecture.md, "Budgets — data.carbongate.budgets"
-    assert doc == {"period": "2026-11", "generated_at": "2026-11-21T12:00:00Z", "teams": {
+    assert doc == {"period": "2026-11", "generated_at": "2026-11-21T12:00:00Z",
+                   "period_start": "2026-11-01T00:00:00Z", "period_end": "2026-12-01T00:00:00Z",
+                   "period_start_ns": 1_793_491_200 * 10**9, "period_end_ns": 1_796_083_200 * 10**9, "teams": {
         "ml": {"limit_g": 800000.0, "used_g": 652000.0, "percent": 81.5, "state": "warn"},
         "web": {"limit_g": 200000.0, "used_g": 0.0, "percent": 0.0, "state": "ok"}}}
 

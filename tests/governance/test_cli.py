@@ -111,7 +111,7 @@ def test_a_team_past_80_percent_is_warned_on_its_next_apply(
     review.write_text(json.dumps(admission_review()), encoding="utf-8")
     outcome = offline.review_file(
         review, settings=settings.load(environ={}), now=at("2026-11-21T12:00"), traces=(),
-        namespace_labels={}, budgets_file=snapshot)
+        namespace_labels={"carbongate.io/tier": "3"}, budgets_file=snapshot)
     warnings = outcome.as_json()["warnings"]
     assert any("team ml has used 650 of 800 kgCO2e" in w for w in warnings), warnings
 

@@ -5,7 +5,8 @@ Each provider is a pytest-httpserver on 127.0.0.1 answering Electricity Maps v3
 (tests/fixtures/carbon_feed) moved to the present: values from the bundled
 2023 traces at the same time of year, ``datetime`` the current instant rounded
 down to ``QUANTUM_S``. Live-looking data is what lets a test watch it go stale
-in seconds (``grid.max_age_s`` is set low) instead of an hour; the rounding
+in seconds (the providers file states a cadence of ``QUANTUM_S`` and
+``grid.stale_grace_s`` is set low) instead of an hour; the rounding
 keeps the document from changing on every poll, since each new version costs
 every webhook worker an engine rebuild.
 
@@ -141,7 +142,8 @@ class Providers:
     def providers_file(self, directory: Path) -> Path:
         """The providers YAML: each region's chain is primary, then backup."""
         def provider(url: str) -> dict[str, Any]:
-            return {"type": "electricitymaps", "url": url, "token": {"env": TOKEN_ENV}, "history": False}
+            return {"type": "electricitymaps", "url": url, "token": {"env": TOKEN_ENV}, "history": False,
+                    "cadence_s": QUANTUM_S}
 
         document = {
             "providers": {"em-primary": provider(self.gateway.url),
@@ -189,12 +191,13 @@ class FeedPaths:
         return servers.http_json(f"http://127.0.0.1:{self.port}/healthz", timeout_s=2)
 
 
-def feed_config(directory: Path, *, snapshot: Path, providers_file: Path, max_age_s: int = 12) -> FeedPaths:
-    """Settings for a feed that polls every 2 s, retries within 2 s and calls data stale after ``max_age_s``."""
+def feed_config(directory: Path, *, snapshot: Path, providers_file: Path, stale_grace_s: int = 8) -> FeedPaths:
+    """Settings for a feed that polls every 2 s, retries within 2 s and calls data stale ``stale_grace_s``
+    after the providers' next observation (every ``QUANTUM_S``) was due."""
     port = free_port()
     state_dir = directory / "feed-state"
     config = servers.write_toml(directory / "feed.toml", {
-        "grid": {"snapshot_path": snapshot, "max_age_s": max_age_s},
+        "grid": {"snapshot_path": snapshot, "stale_grace_s": stale_grace_s},
         "feed": {"providers_file": providers_file, "state_dir": state_dir, "ttl_s": 2, "tick_s": 0.25,
                  "backoff_max_s": 2.0, "request_timeout_s": 1.0, "bind": f"127.0.0.1:{port}"},
     })

@@ -66,7 +66,7 @@ class GridSide:
 def grid_side(tmp_path: Path) -> Iterator[GridSide]:
     with feed_side.providers() as providers:
         paths = feed_side.feed_config(tmp_path, snapshot=tmp_path / "webhook" / "grid.json",
-                                      providers_file=providers.providers_file(tmp_path), max_age_s=600)
+                                      providers_file=providers.providers_file(tmp_path), stale_grace_s=600)
         side = GridSide(providers, paths, tmp_path)
         try:
             servers.wait_for(lambda: paths.snapshot.exists() and side.live(), timeout_s=30, what="a live snapshot")

@@ -6,7 +6,7 @@ GB and DE, and the webhook server (gunicorn, TLS, embedded OPA) decides on
 the snapshot the feed writes. Then the primary refuses connections and the
 backup answers 503, both at once. The feed must keep running and healthy,
 keep every region in the snapshot from its on-disk last-known-good reading,
-flag it stale once it is older than ``grid.max_age_s``, and return to live
+flag it stale once its providers' next observation is overdue by ``grid.stale_grace_s``, and return to live
 data when a provider comes back; the webhook must answer every review,
 deciding while the data is fresh and admitting unchanged once it is stale.
 """

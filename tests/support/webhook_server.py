@@ -79,12 +79,27 @@ class RunningWebhook:
             return error.code, error.read()
 
 
+# The namespace the test reviews come from, opted in with every tier allowed: the servers
+# decide as before the platform's mandate existed (the workload's tier label, else the
+# default tier, enforced). Scope and mandate have their own tests (tests/webhook/test_scope.py).
+TEST_NAMESPACES = """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: ml-team
+  labels: {carbongate.io/enforcement: enforce, carbongate.io/allowed-tiers: "1,2,3"}
+"""
+
+
 def write_config(directory: Path, *, port: int, sections: Mapping[str, Mapping[str, Any]] = {}) -> Path:
     """A settings TOML keeping every file of the server inside ``directory``."""
+    namespaces = directory / "namespaces.yaml"
+    namespaces.write_text(TEST_NAMESPACES, encoding="utf-8")
     base: dict[str, dict[str, Any]] = {
         "engine": {"kind": "embedded", "reload_interval_s": 0.5},
         "webhook": {"bind": f"127.0.0.1:{port}", "certfile": str(directory / "certs" / "tls.crt"),
-                    "keyfile": str(directory / "certs" / "tls.key"), "metrics_dir": str(directory / "metrics")},
+                    "keyfile": str(directory / "certs" / "tls.key"), "metrics_dir": str(directory / "metrics"),
+                    "namespace_labels_source": "file", "namespace_labels_file": str(namespaces)},
         "grid": {"snapshot_path": str(directory / "grid.json")},
         "feed": {"state_dir": str(directory / "feed")},
         "governance": {"budgets_snapshot_path": str(directory / "budgets.json")},

@@ -59,7 +59,8 @@ def test_the_input_carries_workload_plan_and_budget() -> None:
     document = decide.seen[0]
     assert document["now"] == NOW and document["now_ns"] == 1795341600 * 10**9
     assert document["workload"]["max_delay_s"] == 21600 and document["workload"]["energy_kwh"] == 0.25
-    assert document["budget"] == {"team": "ml", "limit_g": 800000, "used_g": 650000, "state": "warn"}
+    assert document["budget"] == {"team": "ml", "limit_g": 800000, "used_g": 650000, "state": "warn",
+                                  "period": "2026-11"}
     windows = document["plan"]["regions"]["GB"]["windows"]
     # Only windows cleaner than every earlier one, and none past the 6 h the workload allows
     # (the 10 g/kWh hours at 20:00 lie beyond it).

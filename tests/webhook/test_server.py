@@ -14,11 +14,14 @@ import ssl
 import time
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from carbongate import settings as settings_mod
+from carbongate import timefmt
+from tests.reliability import grid
 from tests.support import webhook_server
 from tests.webhook import builders
 from webhook import reviews
@@ -27,14 +30,21 @@ from webhook import server as server_mod
 pytestmark = pytest.mark.xdist_group("webhook-server")
 
 
+# Half past a GB hour of the demo trace that is dirty with a much cleaner window within ten hours.
+# The feed replays the trace from here ("keeps hours on hours"), so the wall clock of the run,
+# whatever the date and hour, sees that dirty hour.
+DIRTY_REPLAY_START = grid.dirty_hour_in("GB", after=datetime(2023, 1, 9, tzinfo=UTC)) + timedelta(minutes=30)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webhook_server.RunningWebhook]:
-    with webhook_server.running_webhook(tmp_path_factory.mktemp("webhook")) as running:
+    replay = {"feed": {"trace_clock": timefmt.format_time(DIRTY_REPLAY_START)}}
+    with webhook_server.running_webhook(tmp_path_factory.mktemp("webhook"), sections=replay) as running:
         yield running
 
 
 def tier3_pod_at_high_intensity() -> dict:
-    """A tier-3 pod allowed a day's delay: the demo grid always has a cleaner hour ahead."""
+    """A tier-3 pod allowed a day's delay, decided at a dirty hour of the replayed demo trace."""
     return builders.review(builders.pod(labels={"carbongate.io/tier": "3", "carbongate.io/team": "ml"},
                                         annotations={"carbongate.io/max-delay": "24h",
                                                      "carbongate.io/expected-duration": "1h"}))

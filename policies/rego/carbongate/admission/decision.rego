@@ -6,11 +6,14 @@
 #   under "OPA input" there. Only this package reads input and data; the
 #   packages it imports are functions of the facts it hands them.
 #
-#   Order of questions: is this a Pod or Job CREATE; is it exempt; does the
-#   team's exhausted budget refuse it; can the home region's grid data be
-#   trusted; does the budget hold it to the cleanest windows; is now already
-#   clean; is any allowed window enough cleaner than running now; then run now
-#   elsewhere (shift) or later (defer, perhaps elsewhere).
+#   Order of questions: is this a Pod or Job CREATE; is it exempt (system
+#   namespaces, DaemonSet pods, already decided, tier 1, enforcement off,
+#   services where they may not shift); does the team's exhausted budget
+#   refuse it; can the home region's grid data be trusted; does the budget
+#   hold it to the cleanest windows; is now already clean; is any allowed
+#   window enough cleaner than running now; then run now elsewhere (shift) or
+#   later (defer, perhaps elsewhere). Services (pods of a ReplicaSet or
+#   StatefulSet) only ever run now: at most shifted by a preferred affinity.
 package carbongate.admission
 
 import rego.v1
@@ -21,6 +24,7 @@ import data.carbongate.admission.delays
 import data.carbongate.admission.exemptions
 import data.carbongate.admission.freshness
 import data.carbongate.admission.modes
+import data.carbongate.admission.scope
 import data.carbongate.admission.windows
 import data.carbongate.lib.durations
 import data.carbongate.lib.units
@@ -70,6 +74,9 @@ info := {
 	"regions": sort(allowed_regions),
 	"usable_regions": sort(usable_regions),
 	"budget_state": budget_state,
+	"workload_class": workload_class,
+	"tier_refused": tier_refused,
+	"budget_period": budget_period,
 }
 
 # ---------------------------------------------------------------- facts from input
@@ -100,6 +107,13 @@ now_ns := input.now_ns if is_number(input.now_ns)
 
 tier := classify.tier(labels, namespace_labels, config)
 
+# The tier the workload's own label asked for and the platform refused, else null.
+tier_refused := refused if {
+	refused := classify.refused(labels, namespace_labels, config)
+} else := null
+
+workload_class := scope.class(input.kind, object.get(workload, "owner_kind", null), config)
+
 tier_config := config.tiers[tier]
 
 team := classify.team(labels, namespace_labels)
@@ -114,6 +128,9 @@ exemption := exemptions.exemption(
 		"mode": mode,
 		"template_decision": object.get(workload, "template_decision", null),
 		"annotations": object_or_empty(object.get(workload, "annotations", {})),
+		"workload_class": workload_class,
+		"owner_kind": object.get(workload, "owner_kind", null),
+		"services_may_shift": scope.services_may_shift(config),
 	},
 	config,
 )
@@ -136,7 +153,10 @@ max_delay_s := delays.max_delay_s(object.get(workload, "max_delay_s", null), tie
 
 duration_s := delays.duration_s(object.get(workload, "expected_duration_s", null), config)
 
-latest_start_ns := now_ns + durations.ns(max_delay_s)
+# A service runs now or not at all: it may only be steered, never held.
+latest_start_ns := now_ns if {
+	workload_class == "service"
+} else := now_ns + durations.ns(max_delay_s)
 
 deadline_ns := latest_start_ns + durations.ns(duration_s)
 
@@ -144,7 +164,7 @@ allowed_regions := windows.allowed(requested_regions, home, tier_config, config)
 
 usable_regions := {r |
 	some r in allowed_regions
-	freshness.usable(plan_regions[r], now_ns, config.stale_after_s)
+	freshness.usable(plan_regions[r], now_ns)
 }
 
 region_bests := windows.region_bests(plan_regions, usable_regions, latest_start_ns)
@@ -171,7 +191,7 @@ best := windows.best(windows.only(region_bests, counted_regions), home)
 # Why the home region's data cannot be used, if it cannot.
 home_problem := {"reason": "no-data", "text": "the input has no now_ns"} if {
 	not now_ns
-} else := freshness.problem(home, object.get(plan_regions, home, null), now_ns, config.stale_after_s)
+} else := freshness.problem(home, object.get(plan_regions, home, null), now_ns)
 
 # ---------------------------------------------------------------- budget
 
@@ -179,15 +199,26 @@ default published_budgets := {}
 
 published_budgets := data.carbongate.budgets if is_object(data.carbongate.budgets)
 
-budget := budgets.entry(published_budgets, object.get(input, "budget", null), team)
+# A budget document applies only within its own period: an October "exhausted"
+# must not hold November's work, whether governance is late or down.
+budget := budgets.entry(published_budgets, object.get(input, "budget", null), team, now_ns)
+
+budget_period := budgets.period_name(budgets.origin(published_budgets, object.get(input, "budget", null), team))
 
 budget_state := budgets.state(budget, config.budgets) if budget
 
 else := "ok"
 
-budget_reaction := budgets.reaction(budget_state, tier, config.budgets)
+# A service is never refused or held for its team's budget: that would stop a rollout.
+budget_reaction := "warn" if {
+	workload_class == "service"
+	budgets.reaction(budget_state, tier, config.budgets) != "none"
+} else := budgets.reaction(budget_state, tier, config.budgets)
 
-budget_facts := {"team": team, "budget": budget, "state": budget_state, "reaction": budget_reaction, "tier": tier}
+budget_facts := {
+	"team": team, "budget": budget, "state": budget_state, "reaction": budget_reaction, "tier": tier,
+	"period": budget_period,
+}
 
 # The earliest clean-enough window for an exhausted budget, else the best one.
 cleanest := clean if {
@@ -295,13 +326,14 @@ decided := {
 	"not_before": not_before(outcome),
 	"deadline": deadline(outcome),
 	"annotations": annotations(outcome),
+	"tier_refused": tier_refused,
 }
 
 passive(reason, message) := {
 	"action": "admit", "mode": mode, "tier": tier, "team": team,
 	"reason": reason, "message": message, "warnings": [],
 	"region": null, "node_affinity": null, "not_before": null, "deadline": null,
-	"annotations": {},
+	"annotations": {}, "tier_refused": null,
 }
 
 not_before(result) := durations.rfc3339(result.window.start_ns) if result.action == "defer"
@@ -314,7 +346,8 @@ else := null
 
 # METADATA
 # description: The node selector term steering a workload to a region other than home, else null.
-node_affinity(region) := {"key": key, "values": [node_labels[key]]} if {
+#   required is false for a service: a preferred term only, never narrowing what it requires.
+node_affinity(region) := {"key": key, "values": [node_labels[key]], "required": workload_class != "service"} if {
 	region != home
 	node_labels := config.regions[region].node_labels
 	key := sort(object.keys(node_labels))[0]
@@ -333,8 +366,12 @@ annotations(result) := {} if {
 		"carbongate.io/region": result.region,
 		"carbongate.io/intensity": units.intensity(now_g_per_kwh),
 	},
-	deferral_annotations(result),
+	object.union(deferral_annotations(result), refusal_annotations),
 )
+
+refusal_annotations := {"carbongate.io/tier-refused": tier_refused} if is_string(tier_refused)
+
+else := {}
 
 deferral_annotations(result) := {
 	"carbongate.io/not-before": durations.rfc3339(result.window.start_ns),

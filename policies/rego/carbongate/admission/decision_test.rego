@@ -11,8 +11,8 @@ import data.carbongate.admission
 config := {
 	"default_tier": "2",
 	"default_mode": "enforce",
+	"unlabelled_mode": "dryrun",
 	"home_region": "GB",
-	"stale_after_s": 7200,
 	"default_duration_s": 3600,
 	"tiers": {
 		"1": {"max_delay_s": 0, "default_delay_s": 0, "threshold_g_per_kwh": 0, "min_saving_pct": 100,
@@ -41,7 +41,7 @@ window(hours, mean) := {"start_ns": t0 + hours * hour_ns, "mean_g_per_kwh": mean
 
 region(now_g, windows) := {
 	"now_g_per_kwh": now_g, "signal": "average", "stale": false, "source": "trace",
-	"observed_at": "2026-11-22T11:30:00Z", "move_g": 0, "windows": windows,
+	"observed_at": "2026-11-22T11:30:00Z", "fresh_until_ns": t0 + hour_ns, "move_g": 0, "windows": windows,
 }
 
 # GB at 412 now, 300 in an hour, 96 at 15:00 and 50 tomorrow morning.
@@ -120,7 +120,7 @@ test_pods_of_a_decided_job_are_not_gated_again if {
 }
 
 test_tier_one_is_never_changed if {
-	d := decide({"workload": {"labels": {"carbongate.io/tier": "1"}}})
+	d := decide({"namespace_labels": {"carbongate.io/tier": "1"}})
 	d.reason == "tier-1"
 	d.tier == "1"
 	object.subset(d, passive_fields)
@@ -146,8 +146,8 @@ test_stale_home_data_admits_unchanged_with_its_age if {
 	d.warnings == ["carbongate: grid data for GB is stale (observed 2h45m ago at 2026-11-22T09:15:00Z); admitted unchanged"]
 }
 
-test_home_data_older_than_the_limit_is_stale if {
-	d := decide(regions({"GB": object.union(dirty_home, {"observed_at": "2026-11-22T08:00:00Z"})}))
+test_home_data_past_its_fresh_until_is_stale if {
+	d := decide(regions({"GB": object.union(dirty_home, {"observed_at": "2026-11-22T08:00:00Z", "fresh_until_ns": t0})}))
 	d.reason == "stale-data"
 }
 
@@ -265,7 +265,7 @@ test_a_cleaner_region_now_shifts_the_workload if {
 	d.not_before == null
 	d.deadline == null
 	d.message == "shifted to NO"
-	d.node_affinity == {"key": "topology.kubernetes.io/region", "values": ["norwayeast"]}
+	d.node_affinity == {"key": "topology.kubernetes.io/region", "values": ["norwayeast"], "required": true}
 	d.warnings == ["carbongate: shifted to NO (31 gCO2/kWh vs GB 412 now)"]
 	d.annotations["carbongate.io/region"] == "NO"
 	not d.annotations["carbongate.io/not-before"]
@@ -365,12 +365,16 @@ ml(used_kg, state) := {"limit_g": 800000, "used_g": used_kg * 1000, "percent": (
 test_a_team_near_its_budget_is_warned if {
 	d := decide_with_budget({}, ml(652, "warn"))
 	d.action == "defer"
-	d.warnings[0] == "carbongate: team ml has used 652 of 800 kgCO2e this month (82%)"
+	d.warnings[0] == "carbongate: team ml has used 652 of 800 kgCO2e in 2026-11 (82%)"
 }
 
 test_the_input_copy_of_the_budget_is_used_when_none_is_published if {
-	d := decide({"budget": object.union(ml(652, "warn"), {"team": "ml"})})
-	d.warnings[0] == "carbongate: team ml has used 652 of 800 kgCO2e this month (82%)"
+	d := decide({"budget": object.union(ml(652, "warn"), {
+		"team": "ml", "period": "2026-11",
+		"period_start_ns": time.parse_rfc3339_ns("2026-11-01T00:00:00Z"),
+		"period_end_ns": time.parse_rfc3339_ns("2026-12-01T00:00:00Z"),
+	})})
+	d.warnings[0] == "carbongate: team ml has used 652 of 800 kgCO2e in 2026-11 (82%)"
 }
 
 test_a_team_within_budget_gets_no_budget_warning if {
@@ -384,7 +388,7 @@ test_an_exhausted_budget_waits_for_the_first_clean_window if {
 	d.reason == "budget-exhausted"
 	d.not_before == "2026-11-22T15:00:00Z"
 	d.warnings[0] == concat("", [
-		"carbongate: team ml has used 812 of 800 kgCO2e this month (102%); ",
+		"carbongate: team ml has used 812 of 800 kgCO2e in 2026-11 (102%); ",
 		"budget exhausted: tier-3 work waits for windows at or below 100 gCO2/kWh",
 	])
 }
@@ -407,16 +411,16 @@ test_an_exhausted_budget_runs_now_when_now_is_clean_enough if {
 test_an_exhausted_budget_only_warns_other_tiers if {
 	d := decide_with_budget({"namespace_labels": {"carbongate.io/tier": "2"}, "workload": {"max_delay_s": null}}, ml(812, "exhausted"))
 	d.reason == "cleaner-window"
-	d.warnings[0] == "carbongate: team ml has used 812 of 800 kgCO2e this month (102%); budget exhausted"
+	d.warnings[0] == "carbongate: team ml has used 812 of 800 kgCO2e in 2026-11 (102%); budget exhausted"
 }
 
 test_an_exhausted_budget_refuses_when_the_config_says_deny if {
 	d := admission.decision with input as review({})
 		with data.carbongate.config as object.union(config, {"budgets": {"exhausted_action": "deny"}})
-		with data.carbongate.budgets as {"teams": {"ml": ml(812, "exhausted")}}
+		with data.carbongate.budgets as {"period": "2026-11", "teams": {"ml": ml(812, "exhausted")}}
 	d.action == "deny"
 	d.reason == "budget-exhausted"
-	d.message == "team ml has used 812 of 800 kgCO2e this month (102%); budget exhausted: tier-3 workloads are refused until it resets"
+	d.message == "team ml has used 812 of 800 kgCO2e in 2026-11 (102%); budget exhausted: tier-3 workloads are refused until it resets"
 	d.warnings == []
 	d.annotations == {}
 }
@@ -424,17 +428,17 @@ test_an_exhausted_budget_refuses_when_the_config_says_deny if {
 test_a_refusal_does_not_wait_for_grid_data if {
 	d := admission.decision with input as review({"plan": null})
 		with data.carbongate.config as object.union(config, {"budgets": {"exhausted_action": "deny"}})
-		with data.carbongate.budgets as {"teams": {"ml": ml(812, "exhausted")}}
+		with data.carbongate.budgets as {"period": "2026-11", "teams": {"ml": ml(812, "exhausted")}}
 	d.action == "deny"
 }
 
 test_a_refusal_in_warn_mode_is_a_warning if {
 	d := admission.decision with input as review({"namespace_labels": {"carbongate.io/enforcement": "warn"}})
 		with data.carbongate.config as object.union(config, {"budgets": {"exhausted_action": "deny"}})
-		with data.carbongate.budgets as {"teams": {"ml": ml(812, "exhausted")}}
+		with data.carbongate.budgets as {"period": "2026-11", "teams": {"ml": ml(812, "exhausted")}}
 	d.action == "deny"
 	d.warnings == [concat("", [
-		"carbongate (warn mode): would have denied: team ml has used 812 of 800 kgCO2e this month (102%); ",
+		"carbongate (warn mode): would have denied: team ml has used 812 of 800 kgCO2e in 2026-11 (102%); ",
 		"budget exhausted: tier-3 workloads are refused until it resets",
 	])]
 }
@@ -455,6 +459,7 @@ test_info_explains_the_classification if {
 		"applicable": true, "tier": "3", "tier_source": "namespace label", "team": "ml", "mode": "enforce",
 		"exemption": null, "home_region": "GB", "max_delay_s": 43200, "duration_s": 3600,
 		"regions": ["GB", "NO"], "usable_regions": ["GB"], "budget_state": "ok",
+		"workload_class": "batch", "tier_refused": null, "budget_period": "this period",
 	}
 }
 
@@ -474,4 +479,126 @@ test_the_shipped_config_defers_a_dirty_batch_job if {
 	d := admission.decision with input as review({})
 	d.action == "defer"
 	d.tier == "3"
+}
+
+# ---------------------------------------------------------------- scope
+
+service_pod(owner) := {"kind": "Pod", "workload": {"owner_kind": owner, "owner_name": "web-7d9f"}}
+
+test_a_replicaset_pod_is_never_deferred if {
+	d := decide(service_pod("ReplicaSet"))
+	d.action == "admit"
+	d.reason == "service"
+	d.message == "pods of a ReplicaSet are a service: never deferred"
+	object.subset(d, passive_fields)
+}
+
+test_a_statefulset_pod_is_never_deferred_even_with_an_exhausted_budget if {
+	d := decide_with_budget(service_pod("StatefulSet"), ml(900, "exhausted"))
+	d.action == "admit"
+	d.reason == "service"
+}
+
+test_a_daemonset_pod_is_never_touched if {
+	d := decide(service_pod("DaemonSet"))
+	d.reason == "untouched"
+	object.subset(d, passive_fields)
+}
+
+test_a_service_may_only_be_steered_by_a_preferred_affinity_where_the_platform_allows_it if {
+	shifting := {"scope": {"services_may_shift": true}}
+	clean_no := regions({"GB": dirty_home, "NO": region(30, [window(0, 31), window(2, 10)])})
+	d := decide_with_config(object.union(service_pod("ReplicaSet"), object.union(clean_no, {"workload": {"regions": ["GB", "NO"]}})), shifting)
+	d.action == "shift"
+	d.region == "NO"
+	d.node_affinity.required == false
+	d.not_before == null
+}
+
+test_a_service_that_may_shift_still_runs_now_at_home_when_nothing_is_cleaner_now if {
+	d := decide_with_config(service_pod("ReplicaSet"), {"scope": {"services_may_shift": true}})
+	d.action == "admit"
+	d.not_before == null
+}
+
+test_an_exhausted_budget_never_holds_a_service_that_may_shift if {
+	denying := object.union(config, {"scope": {"services_may_shift": true}, "budgets": {"exhausted_action": "deny"}})
+	d := admission.decision with input as review(service_pod("ReplicaSet"))
+		with data.carbongate.config as denying
+		with data.carbongate.budgets as {"period": "2026-11", "teams": {"ml": ml(900, "exhausted")}}
+	d.action == "admit"
+}
+
+test_a_bare_pod_and_a_cronjob_job_are_deferrable if {
+	decide({"kind": "Pod"}).action == "defer"
+	decide({"workload": {"owner_kind": "CronJob", "owner_name": "nightly"}}).action == "defer"
+}
+
+# ---------------------------------------------------------------- unlabelled namespaces
+
+# The base input in a namespace without any label.
+decide_unlabelled(changes) := d if {
+	d := admission.decision with input as object.union(object.remove(base, ["namespace_labels"]), changes)
+		with data.carbongate.config as config
+		with data.carbongate.budgets as {}
+}
+
+test_a_namespace_the_platform_has_not_labelled_is_decided_in_dryrun if {
+	d := decide_unlabelled({})
+	d.mode == "dryrun"
+	d.action == "defer"
+	d.warnings == []
+}
+
+test_a_namespace_with_only_a_mode_label_is_opted_in if {
+	decide({"namespace_labels": {"carbongate.io/enforcement": "enforce"}}).mode == "enforce"
+}
+
+# ---------------------------------------------------------------- the platform's mandate
+
+test_a_job_labelled_tier_1_in_a_tier_3_namespace_is_still_deferred_and_told_why if {
+	d := decide({"workload": {"labels": {"carbongate.io/tier": "1"}}})
+	d.action == "defer"
+	d.tier == "3"
+	d.tier_refused == "1"
+	d.annotations["carbongate.io/tier-refused"] == "1"
+	d.warnings[0] == "carbongate: tier 1 on the workload label is refused: the platform set tier 3 for this namespace (3 allowed here); using tier 3"
+}
+
+test_a_tier_the_namespace_allows_is_taken_without_a_refusal if {
+	allowing := {"namespace_labels": {"carbongate.io/tier": "3", "carbongate.io/team": "ml", "carbongate.io/allowed-tiers": "1,3"}}
+	d := decide(object.union(allowing, {"workload": {"labels": {"carbongate.io/tier": "1"}}}))
+	d.reason == "tier-1"
+	d.tier_refused == null
+}
+
+test_a_refused_tier_in_dryrun_is_still_reported_in_the_decision if {
+	d := decide_unlabelled({"workload": {"labels": {"carbongate.io/tier": "1"}}})
+	d.mode == "dryrun"
+	d.tier_refused == "1"
+	d.warnings == []
+}
+
+# ---------------------------------------------------------------- budget periods
+
+test_an_exhausted_budget_of_an_earlier_period_does_not_hold_work if {
+	october := {"period": "2026-10", "teams": {"ml": ml(900, "exhausted")},
+		"period_start_ns": time.parse_rfc3339_ns("2026-10-01T00:00:00Z"),
+		"period_end_ns": time.parse_rfc3339_ns("2026-11-01T00:00:00Z")}
+	d := admission.decision with input as review({"namespace_labels": {"carbongate.io/tier": "3", "carbongate.io/team": "ml"}})
+		with data.carbongate.config as object.union(config, {"budgets": {"exhausted_action": "deny"}})
+		with data.carbongate.budgets as october
+	d.action == "defer"
+	d.reason == "cleaner-window"
+	count(d.warnings) == 1
+}
+
+test_a_weekly_budget_names_its_week if {
+	week := {"period": "2026-W47", "teams": {"ml": ml(652, "warn")},
+		"period_start_ns": time.parse_rfc3339_ns("2026-11-16T00:00:00Z"),
+		"period_end_ns": time.parse_rfc3339_ns("2026-11-23T00:00:00Z")}
+	d := admission.decision with input as review({})
+		with data.carbongate.config as config
+		with data.carbongate.budgets as week
+	d.warnings[0] == "carbongate: team ml has used 652 of 800 kgCO2e in 2026-W47 (82%)"
 }

@@ -25,7 +25,7 @@ problems := errors(data.carbongate.config)
 
 # METADATA
 # description: Every problem of a config, sorted.
-errors(config) := sort([e | some e in (((top_errors(config) | tier_errors(config)) | region_errors(config)) | budget_errors(config))])
+errors(config) := sort([e | some e in ((((top_errors(config) | tier_errors(config)) | region_errors(config)) | budget_errors(config)) | scope_errors(config))])
 
 top_errors(config) := {e |
 	some check in [
@@ -33,7 +33,8 @@ top_errors(config) := {e |
 		[object.get(config, "default_mode", null) in known_modes, "default_mode is not one of enforce, warn, dryrun, off"],
 		[object.get(config, "home_region", null) in object.keys(object.get(config, "regions", {})), "home_region is not one of regions"],
 		["1" in object.keys(object.get(config, "tiers", {})), `tiers has no "1" (production)`],
-		[positive(object.get(config, "stale_after_s", null)), "stale_after_s must be a positive number"],
+		[object.get(config, "unlabelled_mode", null) in known_modes, "unlabelled_mode is not one of enforce, warn, dryrun, off"],
+		[not_in(config, "stale_after_s"), "stale_after_s is gone: grid data is stale by its provider's cadence plus the settings' grid.stale_grace_s"],
 		[positive(object.get(config, "default_duration_s", null)), "default_duration_s must be a positive number"],
 		[non_negative(object.get(config, "network_kwh_per_gb", null)), "network_kwh_per_gb must be a number >= 0"],
 		[strings(object.get(config, "exempt_namespaces", null)), "exempt_namespaces must be a list of names"],
@@ -77,6 +78,23 @@ budget_errors(config) := {e |
 	check[0] == false
 	e := check[1]
 }
+
+scope_errors(config) := {e |
+	scope := object.get(config, "scope", {})
+	mandate := object.get(config, "mandate", {})
+	some check in [
+		[strings(object.get(scope, "service_owner_kinds", null)), "scope.service_owner_kinds must be a list of kinds"],
+		[strings(object.get(scope, "untouched_owner_kinds", null)), "scope.untouched_owner_kinds must be a list of kinds"],
+		[is_boolean(object.get(scope, "services_may_shift", null)), "scope.services_may_shift must be true or false"],
+		[known_tiers(object.get(mandate, "workload_may_choose", null), config), "mandate.workload_may_choose must list configured tiers"],
+	]
+	check[0] == false
+	e := check[1]
+}
+
+not_in(config, key) := false if {
+	object.get(config, key, null) != null
+} else := true
 
 # Total checks (true or false, never undefined) so each can sit in a list of checks.
 positive(value) := true if {

@@ -5,8 +5,8 @@ import rego.v1
 import data.carbongate.configcheck
 
 sound := {
-	"default_tier": "2", "default_mode": "enforce", "home_region": "GB",
-	"stale_after_s": 7200, "default_duration_s": 3600, "network_kwh_per_gb": 0.06,
+	"default_tier": "2", "default_mode": "enforce", "unlabelled_mode": "dryrun", "home_region": "GB",
+	"default_duration_s": 3600, "network_kwh_per_gb": 0.06,
 	"tiers": {
 		"1": {"max_delay_s": 0, "default_delay_s": 0, "threshold_g_per_kwh": 0, "min_saving_pct": 100,
 			"may_defer": false, "may_shift": false},
@@ -18,6 +18,9 @@ sound := {
 	"regions": {"GB": {"node_labels": {"topology.kubernetes.io/region": "europe-west2"}, "latency_ms": 0}},
 	"budgets": {"warn_percent": 80, "exhausted_action": "deny", "exhausted_tiers": ["3"], "cleanest_max_g_per_kwh": 100},
 	"exempt_namespaces": ["kube-system"],
+	"scope": {"service_owner_kinds": ["ReplicaSet", "StatefulSet"], "untouched_owner_kinds": ["DaemonSet"],
+		"services_may_shift": false},
+	"mandate": {"workload_may_choose": []},
 }
 
 test_the_shipped_config_is_sound if {
@@ -30,7 +33,7 @@ test_a_sound_config_has_no_problems if {
 
 test_top_level_mistakes_are_named if {
 	broken := object.union(sound, {
-		"default_tier": "4", "default_mode": "loud", "home_region": "FR", "stale_after_s": 0,
+		"default_tier": "4", "default_mode": "loud", "unlabelled_mode": "on", "home_region": "FR", "stale_after_s": 0,
 		"default_duration_s": "1h", "network_kwh_per_gb": -1, "exempt_namespaces": ["kube-system", 3],
 	})
 	configcheck.errors(broken) == [
@@ -40,7 +43,21 @@ test_top_level_mistakes_are_named if {
 		"exempt_namespaces must be a list of names",
 		"home_region is not one of regions",
 		"network_kwh_per_gb must be a number >= 0",
-		"stale_after_s must be a positive number",
+		"stale_after_s is gone: grid data is stale by its provider's cadence plus the settings' grid.stale_grace_s",
+		"unlabelled_mode is not one of enforce, warn, dryrun, off",
+	]
+}
+
+test_scope_and_mandate_mistakes_are_named if {
+	broken := object.union(sound, {
+		"scope": {"service_owner_kinds": "ReplicaSet", "untouched_owner_kinds": [1], "services_may_shift": "no"},
+		"mandate": {"workload_may_choose": ["4"]},
+	})
+	configcheck.errors(broken) == [
+		"mandate.workload_may_choose must list configured tiers",
+		"scope.service_owner_kinds must be a list of kinds",
+		"scope.services_may_shift must be true or false",
+		"scope.untouched_owner_kinds must be a list of kinds",
 	]
 }
 

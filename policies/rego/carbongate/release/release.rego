@@ -60,7 +60,7 @@ region := workload.annotations[region_annotation] if {
 
 region_plan := object.get(object.get(input.plan, "regions", {}), region, null)
 
-usable if freshness.usable(region_plan, now_ns, data.carbongate.config.stale_after_s)
+usable if freshness.usable(region_plan, now_ns)
 
 now_g_per_kwh := region_plan.now_g_per_kwh if usable
 

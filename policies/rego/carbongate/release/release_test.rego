@@ -20,7 +20,7 @@ window(offset_h, mean) := {"start_ns": t0 + (offset_h * hour_ns), "mean_g_per_kw
 
 region(now_g, windows) := {
 	"now_g_per_kwh": now_g, "signal": "average", "stale": false, "source": "trace",
-	"observed_at": "2026-11-21T11:30:00Z", "move_g": 0.0, "windows": windows,
+	"observed_at": "2026-11-21T11:30:00Z", "fresh_until_ns": t0 + (48 * hour_ns), "move_g": 0.0, "windows": windows,
 }
 
 # The admission plan: 15:00 is the cleanest window before the deadline.

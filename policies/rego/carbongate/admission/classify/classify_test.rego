@@ -8,20 +8,55 @@ config := {"default_tier": "2", "tiers": {"1": {}, "2": {}, "3": {}}}
 
 tier_labels(value) := {"carbongate.io/tier": value}
 
-test_workload_label_wins_over_namespace_label if {
-	classify.tier(tier_labels("3"), tier_labels("1"), config) == "3"
-	classify.tier_source(tier_labels("3"), tier_labels("1"), config) == "workload label"
+test_the_namespace_tier_is_the_mandate_a_workload_label_cannot_override if {
+	classify.tier(tier_labels("1"), tier_labels("3"), config) == "3"
+	classify.tier_source(tier_labels("1"), tier_labels("3"), config) == "namespace label"
+	classify.refused(tier_labels("1"), tier_labels("3"), config) == "1"
+	classify.tier_warnings(tier_labels("1"), tier_labels("3"), config) == [
+		"tier 1 on the workload label is refused: the platform set tier 3 for this namespace (3 allowed here); using tier 3",
+	]
+}
+
+test_a_stricter_workload_tier_is_refused_too_unless_allowed if {
+	classify.tier(tier_labels("3"), tier_labels("1"), config) == "1"
+	classify.refused(tier_labels("3"), tier_labels("1"), config) == "3"
+}
+
+test_the_namespace_may_allow_other_tiers if {
+	labels := object.union(tier_labels("3"), {"carbongate.io/allowed-tiers": "2, 3"})
+	classify.tier(tier_labels("2"), labels, config) == "2"
+	classify.tier_source(tier_labels("2"), labels, config) == "workload label"
+	not classify.refused(tier_labels("2"), labels, config)
+	classify.tier_warnings(tier_labels("2"), labels, config) == []
+	classify.tier(tier_labels("1"), labels, config) == "3"
+	classify.tier_warnings(tier_labels("1"), labels, config) == [
+		"tier 1 on the workload label is refused: the platform set tier 3 for this namespace (2, 3 allowed here); using tier 3",
+	]
+}
+
+test_the_platform_config_may_allow_a_tier_everywhere if {
+	lenient := object.union(config, {"mandate": {"workload_may_choose": ["3"]}})
+	classify.tier(tier_labels("3"), tier_labels("2"), lenient) == "3"
+	classify.tier(tier_labels("1"), tier_labels("2"), lenient) == "2"
+}
+
+test_a_workload_label_equal_to_the_mandate_is_taken_without_a_warning if {
+	classify.tier(tier_labels("3"), tier_labels("3"), config) == "3"
+	classify.tier_source(tier_labels("3"), tier_labels("3"), config) == "workload label"
+	classify.tier_warnings(tier_labels("3"), tier_labels("3"), config) == []
+}
+
+test_without_a_namespace_tier_the_default_is_the_mandate if {
+	classify.tier({}, {}, config) == "2"
+	classify.tier_source({}, {}, config) == "default"
+	classify.tier_warnings({}, {}, config) == []
+	classify.tier(tier_labels("1"), {}, config) == "2"
+	classify.refused(tier_labels("1"), {}, config) == "1"
 }
 
 test_namespace_label_applies_when_the_workload_has_none if {
 	classify.tier({}, tier_labels("1"), config) == "1"
 	classify.tier_source({}, tier_labels("1"), config) == "namespace label"
-}
-
-test_config_default_applies_without_labels if {
-	classify.tier({}, {}, config) == "2"
-	classify.tier_source({}, {}, config) == "default"
-	classify.tier_warnings({}, {}, config) == []
 }
 
 test_unknown_workload_tier_falls_back_to_the_namespace_with_a_warning if {
@@ -37,25 +72,12 @@ test_unknown_tiers_everywhere_fall_back_to_the_default if {
 }
 
 test_an_unknown_namespace_tier_is_not_reported_when_the_workload_tier_is_used if {
-	classify.tier_warnings(tier_labels("3"), tier_labels("x"), config) == []
-}
-
-test_a_tier_that_is_not_a_string_is_reported_as_written if {
-	classify.tier_warnings(tier_labels(3), {}, config) == [
-		"tier 3 on the workload label is not a configured tier (1, 2, 3); using tier 2",
-	]
-}
-
-test_empty_tier_label_counts_as_absent if {
-	classify.tier(tier_labels(""), tier_labels("3"), config) == "3"
-	classify.tier_warnings(tier_labels(""), {}, config) == []
+	lenient := object.union(config, {"mandate": {"workload_may_choose": ["3"]}})
+	classify.tier_warnings(tier_labels("3"), tier_labels("x"), lenient) == []
 }
 
 test_team_comes_from_the_workload_then_the_namespace if {
 	classify.team({"carbongate.io/team": "ml"}, {"carbongate.io/team": "data"}) == "ml"
 	classify.team({}, {"carbongate.io/team": "data"}) == "data"
-}
-
-test_team_is_null_when_nobody_names_one if {
-	classify.team({"app": "x"}, {}) == null
+	classify.team({}, {}) == null
 }

@@ -9,7 +9,8 @@ config := {"exempt_namespaces": ["kube-system", "kube-public"]}
 facts(changes) := object.union(
 	{
 		"namespace": "ml-team", "own_namespace": "carbongate", "tier": "3", "mode": "enforce",
-		"template_decision": null, "annotations": {},
+		"template_decision": null, "annotations": {}, "workload_class": "batch", "owner_kind": null,
+		"services_may_shift": false,
 	},
 	changes,
 )
@@ -53,4 +54,21 @@ test_enforcement_off_leaves_the_workload_alone if {
 
 test_namespace_exemption_is_reported_before_tier_one if {
 	exemptions.exemption(facts({"namespace": "kube-public", "tier": "1"}), config).reason == "exempt"
+}
+
+test_daemonset_pods_are_never_touched if {
+	exemptions.exemption(facts({"workload_class": "untouched", "owner_kind": "DaemonSet"}), config) == {
+		"reason": "untouched", "message": "pods of a DaemonSet are never touched",
+	}
+}
+
+test_daemonset_pods_are_untouched_even_in_tier_1 if {
+	exemptions.exemption(facts({"workload_class": "untouched", "owner_kind": "DaemonSet", "tier": "1"}), config).reason == "untouched"
+}
+
+test_services_are_exempt_unless_the_platform_lets_them_shift if {
+	exemptions.exemption(facts({"workload_class": "service", "owner_kind": "ReplicaSet"}), config) == {
+		"reason": "service", "message": "pods of a ReplicaSet are a service: never deferred",
+	}
+	not exemptions.exemption(facts({"workload_class": "service", "owner_kind": "ReplicaSet", "services_may_shift": true}), config)
 }

@@ -15,9 +15,20 @@ test_each_known_mode_is_taken_from_the_namespace if {
 	}
 }
 
-test_default_mode_applies_without_a_label if {
-	modes.mode({}, {"default_mode": "warn"}) == "warn"
+test_a_namespace_labelled_with_a_tier_but_no_mode_takes_the_default_mode if {
+	modes.mode({"carbongate.io/tier": "3"}, {"default_mode": "warn", "unlabelled_mode": "dryrun"}) == "warn"
+	modes.warnings({"carbongate.io/tier": "3"}, config) == []
+}
+
+test_a_namespace_the_platform_has_not_labelled_is_decided_in_dryrun if {
+	modes.mode({}, {"default_mode": "enforce", "unlabelled_mode": "dryrun"}) == "dryrun"
+	modes.mode({"team": "ml"}, {"default_mode": "enforce", "unlabelled_mode": "dryrun"}) == "dryrun"
+	modes.mode({}, {"default_mode": "enforce"}) == "dryrun"
 	modes.warnings({}, config) == []
+}
+
+test_a_platform_may_choose_another_mode_for_unlabelled_namespaces if {
+	modes.mode({}, {"default_mode": "enforce", "unlabelled_mode": "warn"}) == "warn"
 }
 
 test_unknown_mode_falls_back_to_the_default_with_a_warning if {
