@@ -206,8 +206,10 @@ class Collector:
 
     def __init__(self, *, api: PodsApi, recorder: Recorder, meters: metrics.GovernanceMetrics,
                  watch_timeout_s: int = 300, retry_s: float = 5.0, page_size: int = 500,
-                 on_recorded: Callable[[], None] | None = None) -> None:
+                 on_recorded: Callable[[], None] | None = None,
+                 observe: Callable[[str, Pod], None] | None = None) -> None:
         self._api, self._recorder, self._meters = api, recorder, meters
+        self._observe = observe  # sees every pod (carbongate.unreviewed counts the unreviewed)
         self._watch_timeout_s, self._retry_s, self._page_size = watch_timeout_s, retry_s, page_size
         self._on_recorded = on_recorded
         self._queue: queue.Queue[Pod] = queue.Queue()
@@ -296,6 +298,8 @@ class Collector:
             allow_watch_bookmarks=True, timeout_seconds=self._watch_timeout_s)
 
     def _offer(self, pod: Pod) -> None:
+        if self._observe is not None:
+            self._observe("Pod", pod)
         uid = str((pod.get("metadata") or {}).get("uid") or "")
         with self._recent_lock:
             known = uid in self._recent
