@@ -149,12 +149,17 @@ class Recorder:
         if uid and self.store.contains(uid):
             return False
         try:
-            found = self._facts(pod)
+            job = self._job(pod)
+            found = self._facts(pod, job)
             record = self._price(found, pod)
+            mandate = pods.mandate_events(pod, found, job=job)
         except pods.PodError as error:
             log.warning("cannot account for a pod: %s", error)
             self.meters.skipped.labels(reason="malformed-pod").inc()
             return False
+        for event in mandate:  # before the run: a crash in between is retried whole
+            if self.store.record_mandate(event):
+                self.meters.count_mandate(event.event, team=event.team)
         inserted = self.store.record(record)
         if inserted:  # counted only when this insert added the row: replicas never count twice
             self.meters.recorded.labels(phase=record.phase).inc()
@@ -164,14 +169,17 @@ class Recorder:
                 self.meters.skipped.labels(reason="unpriced").inc()
         return inserted
 
-    def _facts(self, pod: Pod) -> runs.RunFacts:
+    def _job(self, pod: Pod) -> Mapping[str, Any] | None:
+        job_name = pods.owner_job(pod)
+        namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+        return self.lookups.job(namespace, job_name) if job_name else None
+
+    def _facts(self, pod: Pod, job: Mapping[str, Any] | None) -> runs.RunFacts:
         metadata = pod.get("metadata") or {}
         namespace = str(metadata.get("namespace") or "default")
-        job_name = pods.owner_job(pod)
         node_name = (pod.get("spec") or {}).get("nodeName")
         return pods.facts(
-            pod, defaults=self.defaults, observed_at=self.clock(),
-            job=self.lookups.job(namespace, job_name) if job_name else None,
+            pod, defaults=self.defaults, observed_at=self.clock(), job=job,
             namespace_labels=self._namespace_labels(pod, namespace),
             node_pool=(pods.pool_from_selector(pod.get("spec") or {})
                        or (self.lookups.node_pool(node_name) if node_name else None)),
