@@ -216,7 +216,8 @@ class Unreviewed:
                                       "_request_timeout": self._timeout_s}
             if token:
                 kwargs["_continue"] = token
-            page = json.loads(self._core.list_namespace(**kwargs).data)
+            response: Any = self._core.list_namespace(**kwargs)  # raw: _preload_content=False
+            page = json.loads(response.data)
             for item in page.get("items") or []:
                 metadata = item.get("metadata") or {}
                 found[str(metadata.get("name"))] = dict(metadata.get("labels") or {})

@@ -35,6 +35,8 @@ from sqlalchemy.engine import Connection, Engine
 from governance import runs
 
 log = logging.getLogger(__name__)
+# Named here: inside the classes below, ``runs`` is also a method's name.
+MandateEvent = runs.MandateEvent
 
 
 class LedgerError(RuntimeError):
@@ -77,7 +79,7 @@ class Ledger(Protocol):
         """Archive intensity points (latest value per region and start wins)."""
         ...
 
-    def record_mandate(self, event: runs.MandateEvent) -> bool:
+    def record_mandate(self, event: MandateEvent) -> bool:
         """Append a refusal or a break-glass once per workload UID; False when already there."""
         ...
 
@@ -367,7 +369,7 @@ class SqlLedger:
         with self.engine.connect() as conn:
             return int(conn.scalar(sa.select(sa.func.count()).select_from(RUNS)) or 0)
 
-    def record_mandate(self, event: runs.MandateEvent) -> bool:
+    def record_mandate(self, event: MandateEvent) -> bool:
         values = {"uid": event.uid, "event": event.event, "team": event.team,
                   "namespace": event.namespace, "workload_kind": event.workload_kind,
                   "workload": event.workload, "detail": event.detail, "at": event.at,

@@ -46,6 +46,7 @@ class Expiry:
         known = self.document.value
         if known is None:
             return None
-        left = (known["not_after"] - self._clock().astimezone(UTC)).total_seconds()
+        not_after: datetime = known["not_after"]
+        left = (not_after - self._clock().astimezone(UTC)).total_seconds()
         metrics.CERTIFICATE_EXPIRY.labels(file=str(self._path)).set(left)
         return left

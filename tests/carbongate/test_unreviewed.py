@@ -9,7 +9,6 @@ clock, shared by the double (creationTimestamp) and the counter.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,9 +22,11 @@ SCOPE = unreviewed.Scope(own_namespace="carbongate",
                          exempt=frozenset({"kube-system", "kube-public", "kube-node-lease"}))
 
 
-@dataclass
 class Clock:
-    now: datetime
+    """The instant both the double (creationTimestamp) and the counter read; tests move it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
 
     def __call__(self) -> datetime:
         return self.now

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import timedelta
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
