@@ -22,8 +22,9 @@ import kubernetes.client
 import prometheus_client
 
 from carbongate import settings as settings_mod
+from carbongate import unreviewed as unreviewed_mod
 from deferral import clock as clock_mod
-from deferral import controller, events, grid, kube, leader, watch
+from deferral import controller, events, grid, kube, leader, unreviewed, watch
 from deferral import metrics as metrics_mod
 from policy_engine import engine as engine_mod
 
@@ -40,6 +41,7 @@ class Running:
     watchers: list[watch.Watcher]
     thread: threading.Thread
     stop_event: threading.Event
+    namespaces_thread: threading.Thread | None = None
 
     def stop(self, timeout_s: float = 5.0, *, release_lease: bool = True) -> None:
         """Stop all threads; ``release_lease=False`` leaves the Lease as a crash would."""
@@ -49,6 +51,8 @@ class Running:
         for watcher in self.watchers:
             watcher.stop(timeout_s)
         self.thread.join(timeout_s)
+        if self.namespaces_thread is not None:
+            self.namespaces_thread.join(timeout_s)
 
 
 def start(
@@ -77,12 +81,21 @@ def start(
     stop = threading.Event()
     thread = threading.Thread(target=reconciler.run, args=(stop,), name="reconciler",
                               daemon=True)
-    watchers = [watch.Watcher(kind=kind, gateway=gateway, sink=reconciler, metrics=metrics,
+    counter = unreviewed_mod.Unreviewed(
+        api_client=api_client, scope=unreviewed_mod.Scope.of(settings.webhook),
+        registry=metrics.registry, clock=clock.now,
+        refresh_s=settings.webhook.namespace_cache_ttl_s,
+        request_timeout_s=section.request_timeout_s)
+    namespaces = threading.Thread(target=counter.run, args=(stop,), name="namespaces", daemon=True)
+    sink = unreviewed.Counting(sink=reconciler, counter=counter)
+    watchers = [watch.Watcher(kind=kind, gateway=gateway, sink=sink, metrics=metrics,
                               config=watch_config(section)) for kind in ("Pod", "Job")]
     thread.start()
+    namespaces.start()
     for watcher in watchers:
         watcher.start()
-    return Running(controller=reconciler, watchers=watchers, thread=thread, stop_event=stop)
+    return Running(controller=reconciler, watchers=watchers, thread=thread, stop_event=stop,
+                   namespaces_thread=namespaces)
 
 
 def controller_config(section: settings_mod.DeferralSettings, *,

@@ -149,12 +149,17 @@ class Recorder:
         if uid and self.store.contains(uid):
             return False
         try:
-            found = self._facts(pod)
+            job = self._job(pod)
+            found = self._facts(pod, job)
             record = self._price(found, pod)
+            mandate = pods.mandate_events(pod, found, job=job)
         except pods.PodError as error:
             log.warning("cannot account for a pod: %s", error)
             self.meters.skipped.labels(reason="malformed-pod").inc()
             return False
+        for event in mandate:  # before the run: a crash in between is retried whole
+            if self.store.record_mandate(event):
+                self.meters.count_mandate(event.event, team=event.team)
         inserted = self.store.record(record)
         if inserted:  # counted only when this insert added the row: replicas never count twice
             self.meters.recorded.labels(phase=record.phase).inc()
@@ -164,14 +169,17 @@ class Recorder:
                 self.meters.skipped.labels(reason="unpriced").inc()
         return inserted
 
-    def _facts(self, pod: Pod) -> runs.RunFacts:
+    def _job(self, pod: Pod) -> Mapping[str, Any] | None:
+        job_name = pods.owner_job(pod)
+        namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+        return self.lookups.job(namespace, job_name) if job_name else None
+
+    def _facts(self, pod: Pod, job: Mapping[str, Any] | None) -> runs.RunFacts:
         metadata = pod.get("metadata") or {}
         namespace = str(metadata.get("namespace") or "default")
-        job_name = pods.owner_job(pod)
         node_name = (pod.get("spec") or {}).get("nodeName")
         return pods.facts(
-            pod, defaults=self.defaults, observed_at=self.clock(),
-            job=self.lookups.job(namespace, job_name) if job_name else None,
+            pod, defaults=self.defaults, observed_at=self.clock(), job=job,
             namespace_labels=self._namespace_labels(pod, namespace),
             node_pool=(pods.pool_from_selector(pod.get("spec") or {})
                        or (self.lookups.node_pool(node_name) if node_name else None)),
@@ -206,8 +214,10 @@ class Collector:
 
     def __init__(self, *, api: PodsApi, recorder: Recorder, meters: metrics.GovernanceMetrics,
                  watch_timeout_s: int = 300, retry_s: float = 5.0, page_size: int = 500,
-                 on_recorded: Callable[[], None] | None = None) -> None:
+                 on_recorded: Callable[[], None] | None = None,
+                 observe: Callable[[str, Pod], None] | None = None) -> None:
         self._api, self._recorder, self._meters = api, recorder, meters
+        self._observe = observe  # sees every pod (carbongate.unreviewed counts the unreviewed)
         self._watch_timeout_s, self._retry_s, self._page_size = watch_timeout_s, retry_s, page_size
         self._on_recorded = on_recorded
         self._queue: queue.Queue[Pod] = queue.Queue()
@@ -296,6 +306,8 @@ class Collector:
             allow_watch_bookmarks=True, timeout_seconds=self._watch_timeout_s)
 
     def _offer(self, pod: Pod) -> None:
+        if self._observe is not None:
+            self._observe("Pod", pod)
         uid = str((pod.get("metadata") or {}).get("uid") or "")
         with self._recent_lock:
             known = uid in self._recent

@@ -35,6 +35,8 @@ from sqlalchemy.engine import Connection, Engine
 from governance import runs
 
 log = logging.getLogger(__name__)
+# Named here: inside the classes below, ``runs`` is also a method's name.
+MandateEvent = runs.MandateEvent
 
 
 class LedgerError(RuntimeError):
@@ -75,6 +77,14 @@ class Ledger(Protocol):
 
     def store_points(self, points: Iterable[GridPoint]) -> int:
         """Archive intensity points (latest value per region and start wins)."""
+        ...
+
+    def record_mandate(self, event: MandateEvent) -> bool:
+        """Append a refusal or a break-glass once per workload UID; False when already there."""
+        ...
+
+    def mandate_counts(self, *, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
+        """Per team, how many of each event happened in ``[since, until)``."""
         ...
 
     def points(self, region: str, *, since: datetime, until: datetime) -> list[GridPoint]:
@@ -121,6 +131,23 @@ GRID_POINTS = sa.Table(
     sa.Column("signal", sa.String(16), nullable=False),
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("step_s", sa.Integer, nullable=False),
+)
+# Mandate refusals (carbongate.io/tier-refused) and break-glass releases
+# (carbongate.io/release-now), once per workload UID and kind; append-only too.
+MANDATE_EVENTS = sa.Table(
+    "mandate_events", _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("uid", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("team", sa.String(253), nullable=False),
+    sa.Column("namespace", sa.String(253), nullable=False),
+    sa.Column("workload_kind", sa.String(16), nullable=False),
+    sa.Column("workload", sa.String(253), nullable=False),
+    sa.Column("detail", sa.String(253), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("uid", "event", name="mandate_events_once"),
+    sa.Index("mandate_events_team_at", "team", "at"),
 )
 SCHEMA_VERSION = sa.Table(
     "schema_version", _metadata,
@@ -169,9 +196,24 @@ def _append_only(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+def _mandate_events(conn: Connection) -> None:
+    _metadata.create_all(conn, tables=[MANDATE_EVENTS])
+    if conn.dialect.name == "postgresql":  # the function of migration 2 serves this table too
+        conn.exec_driver_sql(
+            "CREATE TRIGGER mandate_events_append_only BEFORE UPDATE OR DELETE ON mandate_events "
+            "FOR EACH ROW EXECUTE FUNCTION carbongate_runs_append_only()")
+        return
+    for verb in ("UPDATE", "DELETE"):
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER mandate_events_no_{verb.lower()} BEFORE {verb} ON mandate_events "
+            "BEGIN SELECT RAISE(ABORT, 'mandate events are append-only'); END")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs and the grid intensity archive", _create_tables),
     Migration(2, "runs are append-only (triggers refuse UPDATE and DELETE)", _append_only),
+    Migration(3, "mandate events: tier refusals and break-glass per workload, append-only",
+              _mandate_events),
 )
 # Any constant will do: it only has to be the same in every governance process.
 _PG_MIGRATION_LOCK = 0x6361726267617465  # "carbgate"
@@ -326,6 +368,29 @@ class SqlLedger:
         """How many runs the ledger holds."""
         with self.engine.connect() as conn:
             return int(conn.scalar(sa.select(sa.func.count()).select_from(RUNS)) or 0)
+
+    def record_mandate(self, event: MandateEvent) -> bool:
+        values = {"uid": event.uid, "event": event.event, "team": event.team,
+                  "namespace": event.namespace, "workload_kind": event.workload_kind,
+                  "workload": event.workload, "detail": event.detail, "at": event.at,
+                  "recorded_at": datetime.now(UTC)}
+        statement = (self._insert(MANDATE_EVENTS).values(**values)
+                     .on_conflict_do_nothing(index_elements=[MANDATE_EVENTS.c.uid,
+                                                             MANDATE_EVENTS.c.event])
+                     .returning(MANDATE_EVENTS.c.id))
+        with _writing(self.engine) as conn:
+            return conn.execute(statement).first() is not None
+
+    def mandate_counts(self, *, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
+        table = MANDATE_EVENTS
+        query = (sa.select(table.c.team, table.c.event, sa.func.count())
+                 .where(table.c.at >= since, table.c.at < until)
+                 .group_by(table.c.team, table.c.event))
+        counts: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for team, event, count in conn.execute(query):
+                counts.setdefault(str(team), {})[str(event)] = int(count)
+        return counts
 
     def store_points(self, points: Iterable[GridPoint]) -> int:
         rows = [{"region": p.region, "start_at": p.start, "g_per_kwh": p.g_per_kwh,

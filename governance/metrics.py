@@ -29,6 +29,8 @@ class GovernanceMetrics:
     team_saved_g: prom.Counter
     team_overshoot_g: prom.Counter
     leader: prom.Gauge
+    tier_refusals: prom.Counter
+    break_glass: prom.Counter
 
     def count_run(self, *, team: str, emissions_g: float | None, saved_g: float) -> None:
         """Add a newly recorded run's grams to its team's counters (only on a real insert).
@@ -45,6 +47,11 @@ class GovernanceMetrics:
             emitted.inc(max(emissions_g, 0.0))
         saved.inc(max(saved_g, 0.0))
         overshoot.inc(max(-saved_g, 0.0))
+
+    def count_mandate(self, event: str, *, team: str) -> None:
+        """A refusal or break-glass the ledger just took (once per workload, like the row)."""
+        counter = self.tier_refusals if event == "tier-refused" else self.break_glass
+        counter.labels(team=team).inc()
 
     def forget_budgets(self) -> None:
         """Drop the per-team budget gauges: a replica that stopped leading no longer knows."""
@@ -93,4 +100,11 @@ def create(registry: prom.CollectorRegistry | None = None) -> GovernanceMetrics:
         leader=prom.Gauge("carbongate_governance_leader",
                           "1 while this replica holds the Lease (collects and publishes)",
                           registry=registry),
+        tier_refusals=prom.Counter("carbongate_governance_tier_refusals_total",
+                                   "Workloads whose own tier label the platform refused "
+                                   "(carbongate.io/tier-refused), per team, once per workload",
+                                   ["team"], registry=registry),
+        break_glass=prom.Counter("carbongate_governance_break_glass_total",
+                                 "Workloads released by break-glass (carbongate.io/release-now), "
+                                 "per team, once per workload", ["team"], registry=registry),
     )

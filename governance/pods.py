@@ -48,10 +48,8 @@ def is_finished(pod: Mapping[str, Any]) -> bool:
 
 def owner_job(pod: Mapping[str, Any]) -> str | None:
     """The name of the Job that owns the pod, if a Job does."""
-    for owner in (pod.get("metadata") or {}).get("ownerReferences") or []:
-        if owner.get("kind") == "Job" and owner.get("controller", True):
-            return str(owner.get("name"))
-    return None
+    owner = _owner_job_reference(pod.get("metadata") or {})
+    return None if owner is None else str(owner.get("name"))
 
 
 def facts(
@@ -81,6 +79,44 @@ def facts(
         pod_spec=spec, node_pool=node_pool or pool_from_selector(spec),
         admission_g_per_kwh=_float(annotations.get(PREFIX + "intensity")),
     )
+
+
+TIER_REFUSED = PREFIX + "tier-refused"
+RELEASE_NOW = PREFIX + "release-now"
+
+
+def mandate_events(pod: Mapping[str, Any], found: runs.RunFacts, *,
+                   job: Mapping[str, Any] | None = None) -> list[runs.MandateEvent]:
+    """The refusal and the break-glass a finished pod (or its Job) carries, per workload.
+
+    A Job's pods carry the webhook's annotations from its template, and
+    break-glass is written on the Job itself: both are the Job's, under its UID.
+    """
+    metadata = pod.get("metadata") or {}
+    annotations = dict(metadata.get("annotations") or {})
+    uid, kind, name = str(metadata.get("uid") or ""), "Pod", str(metadata.get("name") or "")
+    owner = _owner_job_reference(metadata)
+    if owner is not None:
+        annotations.update(((job or {}).get("metadata") or {}).get("annotations") or {})
+        uid, kind, name = str(owner.get("uid") or ""), "Job", str(owner.get("name") or "")
+    if not uid:
+        return []
+    common = {"uid": uid, "team": found.team, "namespace": found.namespace,
+              "workload_kind": kind, "workload": name}
+    events: list[runs.MandateEvent] = []
+    if annotations.get(TIER_REFUSED):
+        events.append(runs.MandateEvent(event="tier-refused", detail=str(annotations[TIER_REFUSED]),
+                                        at=found.admitted_at, **common))
+    if str(annotations.get(RELEASE_NOW, "")).lower() == "true":
+        events.append(runs.MandateEvent(event="break-glass", detail="", at=found.start, **common))
+    return events
+
+
+def _owner_job_reference(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for owner in metadata.get("ownerReferences") or []:
+        if owner.get("kind") == "Job" and owner.get("controller", True):
+            return dict(owner)
+    return None
 
 
 def run_span(status: Mapping[str, Any], *, observed_at: datetime) -> tuple[datetime, datetime]:

@@ -52,15 +52,15 @@ def _period_title(rep: report.Report) -> str:
 # --- table ------------------------------------------------------------------------------
 
 _TABLE_HEAD = ("TEAM / namespace", "USED", "LIMIT", "USE", "STATE", "SAVED", "RUNS",
-               "DEFERRED", "SHIFTED", "MEAN DELAY")
+               "DEFERRED", "SHIFTED", "MEAN DELAY", "REFUSED TIER", "BREAK-GLASS")
 
 
 def table(rep: report.Report) -> str:
     """A fixed-width table: one line per team, its namespaces indented below."""
     rows: list[tuple[str, ...]] = [_TABLE_HEAD]
     for team in rep.teams:
-        rows.append(_table_row(team.totals.name, team.totals,
-                               limit=team.limit_g, percent=team.percent, state=team.state))
+        rows.append(_table_row(team.totals.name, team.totals, limit=team.limit_g,
+                               percent=team.percent, state=team.state, mandate=team))
         rows.extend(_table_row("  " + ns.name, ns) for ns in team.namespaces)
     widths = [max(len(row[i]) for row in rows) for i in range(len(_TABLE_HEAD))]
     lines = [f"carbongate budget report — {_period_title(rep)}",
@@ -76,19 +76,23 @@ def table(rep: report.Report) -> str:
 
 
 def _table_row(name: str, totals: report.Totals, *, limit: float | None = None,
-               percent: float | None = None, state: str | None = None) -> tuple[str, ...]:
+               percent: float | None = None, state: str | None = None,
+               mandate: report.TeamReport | None = None) -> tuple[str, ...]:
+    """Refusals and break-glass are per team (the ledger keeps them per workload, not run)."""
     return (name, charts.format_mass(totals.used_g),
             "—" if limit is None else charts.format_mass(limit), _percent(percent),
             state or "", charts.format_mass(totals.saved_g), str(totals.runs),
             str(totals.runs_deferred), str(totals.runs_shifted),
-            format_delay(totals.mean_delay_s))
+            format_delay(totals.mean_delay_s),
+            "" if mandate is None else str(mandate.tier_refusals),
+            "" if mandate is None else str(mandate.break_glass))
 
 
 # --- csv and json -----------------------------------------------------------------------
 
 CSV_COLUMNS = ("period", "level", "team", "namespace", "used_g", "limit_g", "percent", "state",
                "saved_g", "energy_kwh", "runs", "runs_deferred", "runs_shifted",
-               "unpriced_runs", "mean_delay_s")
+               "unpriced_runs", "mean_delay_s", "tier_refusals", "break_glass")
 
 
 def to_csv(rep: report.Report) -> str:
@@ -98,10 +102,11 @@ def to_csv(rep: report.Report) -> str:
     writer.writerow(CSV_COLUMNS)
     for team in rep.teams:
         writer.writerow(_csv_row(rep, "team", team.totals.name, "", team.totals,
-                                 team.limit_g, team.percent, team.state))
+                                 team.limit_g, team.percent, team.state)
+                        + [str(team.tier_refusals), str(team.break_glass)])
         for ns in team.namespaces:
             writer.writerow(_csv_row(rep, "namespace", team.totals.name, ns.name, ns,
-                                     None, None, None))
+                                     None, None, None) + ["", ""])
     return buffer.getvalue()
 
 
@@ -191,7 +196,12 @@ def _card(team: report.TeamReport) -> str:
             f"<div>{html.escape(limit)}</div>"
             f'<div class="bar"><span style="width:{fill:.1f}%;background:{colour}"></span></div>'
             f"<div>saved {charts.format_mass(team.totals.saved_g)} · {_waits(team.totals)}"
-            "</div></div>")
+            f"</div><div>{_mandate(team)}</div></div>")
+
+
+def _mandate(team: report.TeamReport) -> str:
+    return (f"{team.tier_refusals} tier label(s) refused · "
+            f"{team.break_glass} break-glass release(s)")
 
 
 def _waits(totals: report.Totals) -> str:
@@ -222,7 +232,8 @@ def _html_table(rep: report.Report) -> str:
     rows: list[str] = []
     for team in rep.teams:
         rows.append(_html_row("", _table_row(team.totals.name, team.totals, limit=team.limit_g,
-                                             percent=team.percent, state=team.state)))
+                                             percent=team.percent, state=team.state,
+                                             mandate=team)))
         rows.extend(_html_row("ns", _table_row(ns.name, ns)) for ns in team.namespaces)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 

@@ -9,7 +9,7 @@ or shifted and how long deferred runs waited on average. The same
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
@@ -45,6 +45,9 @@ class TeamReport:
     cumulative: tuple[tuple[datetime, float], ...]
     # (week start, grams saved in that week), every week of the period.
     weekly_saved: tuple[tuple[datetime, float], ...]
+    # Workloads whose own tier was refused, and break-glass releases, this period.
+    tier_refusals: int = 0
+    break_glass: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,15 +70,17 @@ def build(
     by_team: dict[str, list[runs.RunRecord]] = {}
     for record in records:
         by_team.setdefault(record.team, []).append(record)
-    names = {team} if team is not None else set(by_team) | set(config.limits_g)
-    teams = tuple(_team(name, by_team.get(name, []), config, period) for name in sorted(names))
+    mandate = store.mandate_counts(since=period.start, until=period.end)
+    names = {team} if team is not None else set(by_team) | set(config.limits_g) | set(mandate)
+    teams = tuple(_team(name, by_team.get(name, []), config, period, mandate.get(name, {}))
+                  for name in sorted(names))
     signals = tuple(sorted({r.signal for r in records if r.emissions_g is not None}))
     return Report(period=period, generated_at=now, signals=signals,
                   warn_percent=config.warn_percent, teams=teams)
 
 
 def _team(name: str, records: Sequence[runs.RunRecord], config: budgets.BudgetConfig,
-          period: periods.Period) -> TeamReport:
+          period: periods.Period, mandate: Mapping[str, int]) -> TeamReport:
     totals = totals_of(name, records)
     limit = config.limits_g.get(name)
     entry = (None if limit is None else
@@ -89,6 +94,7 @@ def _team(name: str, records: Sequence[runs.RunRecord], config: budgets.BudgetCo
         state=None if entry is None else entry["state"],
         namespaces=tuple(totals_of(ns, rs) for ns, rs in sorted(by_namespace.items())),
         cumulative=_cumulative(records), weekly_saved=_weekly_saved(records, period),
+        tier_refusals=mandate.get("tier-refused", 0), break_glass=mandate.get("break-glass", 0),
     )
 
 
@@ -149,6 +155,8 @@ class TeamDoc(TotalsDoc):
     state: str | None
     namespaces: list[TotalsDoc]
     weekly_saved: list[dict[str, Any]]
+    tier_refusals: int
+    break_glass: int
 
 
 class ReportDoc(TypedDict):
@@ -179,7 +187,8 @@ def _team_doc(team: TeamReport) -> TeamDoc:
     return {**totals, "limit_g": team.limit_g, "percent": team.percent, "state": team.state,
             "namespaces": [_totals_doc(ns) for ns in team.namespaces],
             "weekly_saved": [{"week_start": runs.format_time(start), "saved_g": round(value, 3)}
-                             for start, value in team.weekly_saved]}
+                             for start, value in team.weekly_saved],
+            "tier_refusals": team.tier_refusals, "break_glass": team.break_glass}
 
 
 def _totals_doc(totals: Totals) -> TotalsDoc:

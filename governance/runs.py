@@ -85,6 +85,29 @@ class RunRecord:
     deferred_s: float
 
 
+MandateKind = Literal["tier-refused", "break-glass"]
+
+
+@dataclass(frozen=True)
+class MandateEvent:
+    """A workload whose own tier the platform refused, or that was released by break-glass.
+
+    ``uid`` is the workload's: the Job's for a Job's pods (they carry its
+    annotations), the pod's own for a bare pod, so a Job counts once however
+    many pods it runs. ``at``: admission for a refusal, the run's start for a
+    break-glass release. ``detail``: the refused tier.
+    """
+
+    uid: str
+    event: MandateKind
+    team: str
+    namespace: str
+    workload_kind: str
+    workload: str
+    detail: str
+    at: datetime
+
+
 def utc(value: datetime) -> datetime:
     """An aware UTC datetime; naive values (SQLite hands them back) are taken as UTC."""
     if value.tzinfo is None:

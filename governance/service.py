@@ -39,6 +39,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug import serving
 
 from carbongate import settings as settings_mod
+from carbongate import unreviewed
 from deferral import clock as clock_mod
 from deferral import leader
 from governance import (
@@ -268,22 +269,29 @@ class Collecting:
     meters: metrics.GovernanceMetrics
     watch_timeout_s: int
     interval_s: float
+    unreviewed: unreviewed.Unreviewed | None = None
     current: collector.Collector | None = None
 
     def __call__(self, stop: threading.Event) -> None:
         wake = threading.Event()
-        watcher = collector.Collector(api=self.pods_api, recorder=self.recorder,
-                                      meters=self.meters, watch_timeout_s=self.watch_timeout_s,
-                                      on_recorded=wake.set)
+        watcher = collector.Collector(
+            api=self.pods_api, recorder=self.recorder, meters=self.meters,
+            watch_timeout_s=self.watch_timeout_s, on_recorded=wake.set,
+            observe=None if self.unreviewed is None else self.unreviewed.observe)
         self.current = watcher
-        thread = threading.Thread(target=watcher.run, args=(stop,), name="governance-watch",
-                                  daemon=True)
-        thread.start()
+        threads = [threading.Thread(target=watcher.run, args=(stop,), name="governance-watch",
+                                    daemon=True)]
+        if self.unreviewed is not None:
+            threads.append(threading.Thread(target=self.unreviewed.run, args=(stop,),
+                                            name="governance-namespaces", daemon=True))
+        for thread in threads:
+            thread.start()
         try:
             _publish_loop(self.service, stop=stop, wake=wake, interval_s=self.interval_s)
         finally:
             watcher.stop()
-            thread.join(timeout=10)
+            for thread in threads:
+                thread.join(timeout=10)
 
     @property
     def synced(self) -> bool:
@@ -332,9 +340,13 @@ def start(settings: settings_mod.Settings, *, api_client: kubernetes.client.ApiC
         store=store, model=energy.load(section.energy_model_file),
         grid=grid_history(settings, store), defaults=defaults(settings),
         lookups=collector.KubeLookups(core=core, batch=batch), meters=meters)
+    counter = unreviewed.Unreviewed(
+        api_client=api_client, scope=unreviewed.Scope.of(settings.webhook),
+        registry=meters.registry, clock=clock.now,
+        refresh_s=settings.webhook.namespace_cache_ttl_s)
     collecting = Collecting(service=service, recorder=recorder, pods_api=core, meters=meters,
                             watch_timeout_s=section.watch_timeout_s,
-                            interval_s=section.publish_interval_s)
+                            interval_s=section.publish_interval_s, unreviewed=counter)
 
     def changed(leading: bool) -> None:
         meters.leader.set(1 if leading else 0)

@@ -15,6 +15,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -52,6 +53,15 @@ DATA_RELOADS = Counter(
     "carbongate_webhook_data_reloads_total",
     "Grid and budget snapshot loads into the worker, by document and result",
     ["document", "result"],
+)
+
+# Every worker reads the same file; "livemin" keeps only live workers' values. Labelled, so
+# a process that never read the file (the gunicorn master) has no sample, not a 0.
+CERTIFICATE_EXPIRY = Gauge(
+    "carbongate_webhook_certificate_expiry_seconds",
+    "Seconds until the serving certificate expires (negative once expired), by file",
+    ["file"],
+    multiprocess_mode="livemin",
 )
 
 

@@ -20,7 +20,7 @@ from planner import plan as planning
 from planner import snapshot
 from policy_engine import engine as engine_mod
 from policy_engine import errors as engine_errors
-from webhook import admission, metrics, reviews, state
+from webhook import admission, certificate, metrics, reviews, state
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class AdmissionService:
         self.grid = self._document("grid", settings.grid.snapshot_path, _load_grid)
         self.budgets = self._document("budgets", settings.governance.budgets_snapshot_path, state.load_json)
         self.config = self._document("config", settings.engine.policy_dir / CONFIG_FILE, state.load_json)
+        self.certificate = certificate.Expiry(path=settings.webhook.certfile, clock=clock)
         self._grid_series: tuple[Any, Mapping[str, Any]] | None = None
         # Documents loaded but not yet in the engine (the last push failed); the
         # last version the engine took of each, and when (monotonic seconds).
@@ -98,6 +99,7 @@ class AdmissionService:
             if self._put(root, value):
                 del self._unpushed[root]
         self.config.refresh()
+        self.certificate.refresh()
 
     def _pushes(self, root: str) -> bool:
         """Whether this worker puts ``data.carbongate.<root>`` into its engine."""

@@ -22,6 +22,10 @@ from tests.deploy import support
 
 DASHBOARD = support.REPO / "deploy/monitoring/dashboards/carbongate.json"
 PROMETHEUS_BUILTINS = frozenset({"up"})
+# The API server's own admission webhook counters (Kubernetes metrics reference):
+# labels name (the webhook's name) and type; the rejections also error_type.
+KUBE_APISERVER = frozenset({"apiserver_admission_webhook_fail_open_count",
+                            "apiserver_admission_webhook_rejection_count"})
 # What each kind of collector exposes (prometheus_client's text format).
 SUFFIXES = {"Counter": ("_total", "_created"), "Gauge": ("",),
             "Histogram": ("_bucket", "_sum", "_count", "_created"),
@@ -94,7 +98,8 @@ def test_every_alert_expression_is_valid_promql_on_real_metrics(rules: list[dict
     for rule in rules:
         names = metric_names(rule["expr"])
         assert names, rule["alert"]
-        assert names <= exposed_metrics() | PROMETHEUS_BUILTINS, (rule["alert"], names - exposed_metrics())
+        known = exposed_metrics() | PROMETHEUS_BUILTINS | KUBE_APISERVER
+        assert names <= known, (rule["alert"], names - known)
 
 
 def test_every_dashboard_query_is_valid_promql_on_real_metrics(dashboard: dict[str, Any]) -> None:
@@ -102,7 +107,7 @@ def test_every_dashboard_query_is_valid_promql_on_real_metrics(dashboard: dict[s
     assert queries
     for query in queries:
         names = metric_names(grafana_to_promql(query))
-        assert names and names <= exposed_metrics(), (query, names - exposed_metrics())
+        assert names and names <= exposed_metrics() | KUBE_APISERVER, (query, names - exposed_metrics())
 
 
 def test_an_invalid_expression_or_unknown_metric_is_caught() -> None:
@@ -117,6 +122,10 @@ def test_an_invalid_expression_or_unknown_metric_is_caught() -> None:
     ("a gate near its deadline", "carbongate_deferral_release_lag_seconds_bucket"),
     ("a missed deadline", "carbongate_deferral_deadline_misses_total"),
     ("a budget exhausted", "carbongate_budget_used_percent"),
+    ("workloads the webhook never saw", "carbongate_unreviewed_workloads_total"),
+    ("the API server failing open", "apiserver_admission_webhook_fail_open_count"),
+    ("the API server rejecting calls", "apiserver_admission_webhook_rejection_count"),
+    ("an expiring certificate", "carbongate_webhook_certificate_expiry_seconds"),
 ])
 def test_an_alert_watches_each_operational_risk(rules: list[dict[str, Any]], theme: str, metric: str) -> None:
     assert any(metric in metric_names(r["expr"]) for r in rules), theme
@@ -142,6 +151,11 @@ def test_alerts_are_named_once_with_a_severity_and_a_summary(rules: list[dict[st
     "carbongate_governance_overshoot_grams_total",
     "carbongate_governance_emitted_grams_total",
     "carbongate_governance_leader",
+    "carbongate_unreviewed_workloads_total",
+    "apiserver_admission_webhook_fail_open_count",
+    "carbongate_webhook_certificate_expiry_seconds",
+    "carbongate_governance_tier_refusals_total",
+    "carbongate_governance_break_glass_total",
 ])
 def test_the_dashboard_charts(dashboard: dict[str, Any], metric: str) -> None:
     assert any(metric in metric_names(grafana_to_promql(q)) for q in _queries(dashboard))
@@ -218,3 +232,22 @@ def test_the_dashboard_ships_as_a_config_map_grafana_picks_up(
     config_map = support.one(rendered["monitoring"], "ConfigMap", "carbongate-dashboard")
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(config_map["data"]["carbongate.json"]) == json.loads(DASHBOARD.read_text())
+
+
+def test_the_api_server_alerts_select_carbongates_webhook_by_its_configured_name(
+        rules: list[dict[str, Any]], rendered: Mapping[str, list[dict[str, Any]]]) -> None:
+    """The name label is the webhook's name in the MutatingWebhookConfiguration."""
+    configuration = next(r for r in rendered["dev"] if r["kind"] == "MutatingWebhookConfiguration")
+    names = {w["name"] for w in configuration["webhooks"]}
+    for rule in rules:
+        if metric_names(rule["expr"]) & KUBE_APISERVER:
+            selected = set(re.findall(r'name="([^"]+)"', rule["expr"]))
+            assert selected and selected <= names, rule["alert"]
+
+
+def test_the_certificate_alerts_warn_at_fourteen_days_and_page_at_three(
+        rules: list[dict[str, Any]]) -> None:
+    expiry = {r["alert"]: r for r in rules
+              if "carbongate_webhook_certificate_expiry_seconds" in metric_names(r["expr"])}
+    assert {(r["labels"]["severity"], r["expr"].split("<")[1].strip()) for r in expiry.values()} == {
+        ("warning", "14 * 86400"), ("critical", "3 * 86400")}

@@ -17,6 +17,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 
+from carbongate import unreviewed
 from governance import collector, energy, history, ledger, metrics, pods
 from tests.governance.conftest import FIXTURES, at, finished_pod
 from tests.support import kube_api, waiting
@@ -229,3 +230,39 @@ def test_a_pod_without_a_team_is_charged_to_unassigned(
     assert running.collector.wait_idle(10)
     (row,) = sqlite_store.runs(since=at("2026-11-01T00:00"), until=at("2026-12-01T00:00"))
     assert row.team == "(unassigned)"
+
+
+def test_the_collector_shows_every_pod_it_lists_or_watches_to_the_unreviewed_counter(
+        kube: kube_api.RunningKubeApi, sqlite_store: ledger.SqlLedger) -> None:
+    """Running pods too, not only the finished ones it records (carbongate.unreviewed)."""
+    client = kube.api_client()
+    core = kubernetes.client.CoreV1Api(client)
+    meters = metrics.create()
+    counter = unreviewed.Unreviewed(
+        api_client=client, registry=meters.registry,
+        scope=unreviewed.Scope(own_namespace="carbongate", exempt=frozenset({"kube-system"})))
+    kube.api.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "ml-train", "labels": {"carbongate.io/tier": "3"}}})
+    assert counter.refresh()
+    kube.api.seed(running_pod("missed", decision=None))
+    kube.api.seed(running_pod("decided"))
+    recorder = collector.Recorder(
+        store=sqlite_store, model=energy.EnergyModel.default(), grid=history.load_traces(TRACES),
+        defaults=pods.Defaults(home_region="GB"),
+        lookups=collector.KubeLookups(core=core, batch=kubernetes.client.BatchV1Api(client)),
+        meters=meters)
+    watcher = collector.Collector(api=core, recorder=recorder, meters=meters, watch_timeout_s=2,
+                                  retry_s=0.05, observe=counter.observe)
+    stop = threading.Event()
+    thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: sample(meters, "carbongate_unreviewed_workloads_total",
+                                  namespace="ml-train", kind="Pod") == 1)
+        kube.api.seed(running_pod("missed-later", decision=None))  # through the watch
+        eventually(lambda: sample(meters, "carbongate_unreviewed_workloads_total",
+                                  namespace="ml-train", kind="Pod") == 2)
+    finally:
+        stop.set()
+        watcher.stop()
+        thread.join(timeout=10)

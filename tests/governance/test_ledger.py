@@ -6,24 +6,25 @@ import sqlite3
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from governance import ledger
+from governance import ledger, runs
 from tests.governance.conftest import at, record
 
 
 def test_a_new_database_gets_every_migration_in_order(ledger_url: str) -> None:
     engine = ledger.create_engine(ledger_url)
     try:
-        assert ledger.migrate(engine) == [1, 2]
+        assert ledger.migrate(engine) == [1, 2, 3]
         with engine.connect() as conn:
             rows = conn.execute(sa.select(ledger.SCHEMA_VERSION.c.version,
                                           ledger.SCHEMA_VERSION.c.description)
                                 .order_by(ledger.SCHEMA_VERSION.c.version)).all()
-        assert [version for version, _ in rows] == [1, 2]
-        assert "append-only" in rows[1][1]
+        assert [version for version, _ in rows] == [1, 2, 3]
+        assert "append-only" in rows[1][1] and "append-only" in rows[2][1]
     finally:
         engine.dispose()
 
@@ -35,7 +36,7 @@ def test_reopening_applies_nothing_and_keeps_the_runs(ledger_url: str) -> None:
     engine = ledger.create_engine(ledger_url)
     try:
         assert ledger.migrate(engine) == []
-        assert ledger.schema_version(engine) == 2
+        assert ledger.schema_version(engine) == 3
     finally:
         engine.dispose()
     again = ledger.open_ledger(ledger_url)
@@ -48,8 +49,8 @@ def test_a_later_migration_is_applied_on_top_of_an_older_schema(ledger_url: str)
     try:
         assert ledger.migrate(engine, ledger.MIGRATIONS[:1]) == [1]
         assert ledger.schema_version(engine) == 1
-        assert ledger.migrate(engine) == [2]
-        assert ledger.schema_version(engine) == 2
+        assert ledger.migrate(engine) == [2, 3]
+        assert ledger.schema_version(engine) == 3
     finally:
         engine.dispose()
 
@@ -73,7 +74,7 @@ def test_two_processes_starting_at_once_migrate_once(ledger_url: str) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    assert sorted(results, key=len) == [[], [], [1, 2]]
+    assert sorted(results, key=len) == [[], [], [1, 2, 3]]
 
 
 def test_a_run_is_recorded_once_whatever_the_retries(store: ledger.SqlLedger) -> None:
@@ -169,3 +170,29 @@ def test_an_unreachable_database_is_reported_without_the_password() -> None:
         ledger.open_ledger("postgresql://carbongate:hunter2@127.0.0.1:1/ledger")
     assert "hunter2" not in str(caught.value)
     assert "cannot open the ledger" in str(caught.value)
+
+
+def _mandate(uid: str, event: str = "tier-refused", **changes: Any) -> runs.MandateEvent:
+    values: dict[str, Any] = {
+        "uid": uid, "event": event, "team": "ml", "namespace": "ml-train",
+        "workload_kind": "Job", "workload": "nightly", "detail": "1" if event == "tier-refused" else "",
+        "at": at("2026-11-03T10:00")}
+    values.update(changes)
+    return runs.MandateEvent(**values)
+
+
+def test_a_refusal_and_a_break_glass_are_recorded_once_per_workload(store: ledger.SqlLedger) -> None:
+    assert store.record_mandate(_mandate("job-1")) is True
+    assert store.record_mandate(_mandate("job-1")) is False  # the Job's second pod
+    assert store.record_mandate(_mandate("job-1", "break-glass")) is True
+    assert store.record_mandate(_mandate("job-2", team="web")) is True
+    assert store.record_mandate(_mandate("job-3", at=at("2026-12-01T00:00"))) is True
+    counts = store.mandate_counts(since=at("2026-11-01T00:00"), until=at("2026-12-01T00:00"))
+    assert counts == {"ml": {"tier-refused": 1, "break-glass": 1}, "web": {"tier-refused": 1}}
+
+
+def test_mandate_events_are_append_only_in_the_database(store: ledger.SqlLedger) -> None:
+    store.record_mandate(_mandate("job-1"))
+    for statement in ("UPDATE mandate_events SET team = 'nobody'", "DELETE FROM mandate_events"):
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"), store.engine.begin() as conn:
+            conn.exec_driver_sql(statement)

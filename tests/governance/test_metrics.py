@@ -134,3 +134,43 @@ def test_losing_leadership_forgets_the_budget_gauges_but_not_the_counters(
     assert sample("carbongate_budget_used_grams", {"team": "ml"}) is None
     assert sample("carbongate_budget_used_percent", {"team": "ml"}) is None
     assert grams(meters) == (1.0, 0.5, 0.0)
+
+
+class JobLookups(NoLookups):
+    """A cluster holding one Job, annotated for break-glass by someone in a hurry."""
+
+    def job(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return {"metadata": {"name": name, "namespace": namespace, "uid": f"job-{name}",
+                             "annotations": {"carbongate.io/release-now": "true"}}}
+
+
+def mandate(meters: metrics.GovernanceMetrics, team: str = "ml") -> tuple[float, float]:
+    return tuple(meters.registry.get_sample_value(f"carbongate_governance_{name}_total",
+                                                  {"team": team}) or 0.0
+                 for name in ("tier_refusals", "break_glass"))  # type: ignore[return-value]
+
+
+def test_a_jobs_refusal_and_break_glass_count_once_however_many_pods_it_runs(
+        recorder: collector.Recorder, meters: metrics.GovernanceMetrics,
+        sqlite_store: ledger.SqlLedger) -> None:
+    with_job = dataclasses.replace(recorder, lookups=JobLookups())
+    for index in range(3):  # a Job's pods carry the refusal from its template
+        pod = finished_pod(f"etl-{index}", uid=f"p{index}", job="etl")
+        pod["metadata"]["annotations"]["carbongate.io/tier-refused"] = "1"
+        assert with_job.record(pod)
+    assert mandate(meters) == (1.0, 1.0)
+    counts = sqlite_store.mandate_counts(since=at("2026-11-01T00:00"), until=at("2026-12-01T00:00"))
+    assert counts == {"ml": {"tier-refused": 1, "break-glass": 1}}
+
+
+def test_a_bare_pods_refusal_is_its_own_and_a_plain_run_records_none(
+        recorder: collector.Recorder, meters: metrics.GovernanceMetrics,
+        sqlite_store: ledger.SqlLedger) -> None:
+    refused = finished_pod("adhoc", uid="u1", team="web")
+    refused["metadata"]["annotations"]["carbongate.io/tier-refused"] = "1"
+    assert recorder.record(refused)
+    assert recorder.record(finished_pod("plain", uid="u2", team="web"))
+    assert not recorder.record(refused)
+    assert mandate(meters, "web") == (1.0, 0.0)
+    assert sqlite_store.mandate_counts(since=at("2026-11-01T00:00"),
+                                       until=at("2026-12-01T00:00")) == {"web": {"tier-refused": 1}}

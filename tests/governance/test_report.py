@@ -193,3 +193,35 @@ def test_an_empty_period_still_renders_in_every_format(sqlite_store: ledger.SqlL
     for fmt in render.FORMATS:
         assert render.render(rep, fmt)
     assert "no teams" in render.render(rep, "table")
+
+
+def test_refused_tiers_and_break_glass_show_per_team_in_every_format(tmp_path) -> None:
+    from governance import runs
+
+    store = ledger.open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        populate(store)
+        for uid, event, team, when in (("j1", "tier-refused", "data", "2026-11-04T09:00"),
+                                       ("j2", "tier-refused", "data", "2026-11-05T09:00"),
+                                       ("j2", "break-glass", "data", "2026-11-05T11:00"),
+                                       ("j3", "break-glass", "audit", "2026-11-06T11:00"),
+                                       ("j4", "tier-refused", "data", "2026-10-30T11:00")):
+            store.record_mandate(runs.MandateEvent(
+                uid=uid, event=event, team=team, namespace="etl", workload_kind="Job",
+                workload=uid, detail="1" if event == "tier-refused" else "", at=at(when)))
+        built = report.build(store, CONFIG, period=NOVEMBER, now=NOW)
+    finally:
+        store.close()
+    teams = {t.totals.name: t for t in built.teams}
+    assert (teams["data"].tier_refusals, teams["data"].break_glass) == (2, 1)
+    assert (teams["audit"].tier_refusals, teams["audit"].break_glass) == (0, 1)  # no runs, still shown
+    assert (teams["ml"].tier_refusals, teams["ml"].break_glass) == (0, 0)
+    document = json.loads(render.render(built, "json"))
+    assert {t["name"]: (t["tier_refusals"], t["break_glass"]) for t in document["teams"]}[
+        "data"] == (2, 1)
+    rows = [r for r in csv.DictReader(io.StringIO(render.render(built, "csv")))
+            if r["level"] == "team"]
+    assert {r["team"]: (r["tier_refusals"], r["break_glass"]) for r in rows}["data"] == ("2", "1")
+    line = next(x for x in render.render(built, "table").splitlines() if x.startswith("data "))
+    assert line.split()[-2:] == ["2", "1"]
+    assert "2 tier label(s) refused · 1 break-glass release(s)" in render.render(built, "html")

@@ -16,6 +16,8 @@ unchanged. It follows these sections of the Kubernetes API reference
   ``timeoutSeconds``, and "410 Gone" (an ``ERROR`` event carrying a Status
   with code 410, reason ``Expired``) when the version is too old; resource
   versions are opaque, monotonic across the store here as in etcd.
+* "Cluster Resources": Namespace v1 (``namespaces``, cluster-scoped: list,
+  watch, get, create, patch; no finalizers or phases).
 * "Workload Resources": Pod v1 (``pods``, ``pods/status``), Job batch/v1
   (``jobs``, ``jobs/status``).
 * "Cluster Resources": Lease coordination.k8s.io/v1 (optimistic concurrency:
@@ -88,6 +90,7 @@ class Resource:
     version: str
     plural: str
     kind: str
+    cluster_scoped: bool = False
 
     @property
     def api_version(self) -> str:
@@ -100,6 +103,7 @@ class Resource:
 
 
 RESOURCES = (
+    Resource("", "v1", "namespaces", "Namespace", cluster_scoped=True),
     Resource("", "v1", "pods", "Pod"),
     Resource("", "v1", "events", "Event"),
     Resource("", "v1", "configmaps", "ConfigMap"),
@@ -225,7 +229,8 @@ class FakeKubeApi:
     def seed(self, obj: JsonObject) -> JsonObject:
         """Create an object as another client would; returns the stored copy."""
         resource = self._resource_for(obj)
-        namespace = obj.get("metadata", {}).get("namespace", "default")
+        namespace = "" if resource.cluster_scoped else obj.get("metadata", {}).get("namespace",
+                                                                                    "default")
         return self.create(resource, namespace, obj)
 
     def get(self, kind: str, namespace: str, name: str) -> JsonObject | None:
@@ -268,8 +273,9 @@ class FakeKubeApi:
             cause = "metadata.name: Required value: name or generateName is required"
             raise _invalid(resource, "", [cause])
         obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
-        meta.update(namespace=namespace, uid=str(uuid.uuid4()),
-                    creationTimestamp=self._now_text())
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=self._now_text())
+        if not resource.cluster_scoped:
+            meta["namespace"] = namespace
         if resource.plural == "jobs":
             meta["generation"] = 1
         if resource.plural == "pods":
@@ -396,7 +402,7 @@ class FakeKubeApi:
             if resource.plural == "jobs" and new.get("spec") != current.get("spec"):
                 new_meta["generation"] = meta.get("generation", 1) + 1
         new["apiVersion"], new["kind"] = resource.api_version, resource.kind
-        return self._store(resource, meta["namespace"], name, new, "MODIFIED")
+        return self._store(resource, meta.get("namespace", ""), name, new, "MODIFIED")
 
     def _store(self, resource: Resource, namespace: str, name: str, obj: JsonObject,
                kind: WatchEventType) -> JsonObject:
@@ -813,13 +819,14 @@ class _Handler(BaseHTTPRequestHandler):
         if name is None:
             if method == "GET":
                 return 200, api.list(resource, namespace, query)
-            if method == "POST" and namespace is not None:
+            if method == "POST" and (namespace is not None or resource.cluster_scoped):
                 if not isinstance(body, dict):
                     raise ApiError(400, "BadRequest", "the request body must be a JSON object")
-                return 201, api.create(resource, namespace, body)
+                return 201, api.create(resource, namespace or "", body)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
-        if namespace is None:
+        if (namespace is None) != resource.cluster_scoped:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        namespace = namespace or ""
         if method == "GET":
             return 200, api.read(resource, namespace, name)
         if method == "PUT":

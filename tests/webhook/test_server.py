@@ -217,6 +217,10 @@ def test_metrics_count_decisions_across_workers(server: webhook_server.RunningWe
     assert status == 200
     assert "carbongate_admission_decisions_total{" in text
     assert "carbongate_bad_requests_total" in text
+    # The served certificate (carbongate certs generate: 365 days), as every live worker reads it.
+    expiry = [float(line.split()[-1]) for line in text.splitlines()
+              if line.startswith("carbongate_webhook_certificate_expiry_seconds")]
+    assert len(expiry) == 1 and 364 * 86400 < expiry[0] <= 365 * 86400
 
 
 def test_the_snapshot_written_by_the_feed_names_its_source(server: webhook_server.RunningWebhook) -> None:
