@@ -54,7 +54,18 @@ def apply(kind: str, obj: Mapping[str, Any], decision: Mapping[str, Any], *, pol
 
 
 def _defer(kind: str, obj: dict[str, Any]) -> None:
-    """Pods wait behind carbongate's scheduling gate; Jobs are suspended."""
+    """Pods wait behind carbongate's scheduling gate; Jobs are suspended, Kueue's Jobs admission-gated.
+
+    A Job in a Kueue queue is suspended by Kueue until Kueue admits it under
+    its quotas; were carbongate to unsuspend it, it would run unadmitted. So
+    such a Job gets carbongate's entry in ``kueue.x-k8s.io/admission-gated-by``
+    (KEP-6915: a comma-separated list, settable only at creation, from which
+    each controller later removes its own entry) and its ``spec.suspend`` is
+    left to Kueue.
+    """
+    if workloads.kueue_managed(kind, obj):
+        _add_kueue_gate(obj)
+        return
     spec = obj.setdefault("spec", {})
     if kind == "Job":
         spec["suspend"] = True
@@ -65,6 +76,20 @@ def _defer(kind: str, obj: dict[str, Any]) -> None:
     if not any(isinstance(g, dict) and g.get("name") == workloads.GATE for g in gates):
         gates.append({"name": workloads.GATE})
     spec["schedulingGates"] = gates
+
+
+def _add_kueue_gate(obj: dict[str, Any]) -> None:
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = obj["metadata"] = {}
+    annotations = metadata.get("annotations")
+    if not isinstance(annotations, dict):
+        annotations = metadata["annotations"] = {}
+    present = str(annotations.get(workloads.KUEUE_ADMISSION_GATED_BY) or "")
+    gates = [g.strip() for g in present.split(",") if g.strip()]
+    if workloads.GATE not in gates:
+        gates.append(workloads.GATE)
+    annotations[workloads.KUEUE_ADMISSION_GATED_BY] = ",".join(gates)
 
 
 def _steer(pod_spec: Mapping[str, Any], affinity: Mapping[str, Any]) -> list[str]:
