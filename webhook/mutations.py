@@ -79,12 +79,7 @@ def _defer(kind: str, obj: dict[str, Any]) -> None:
 
 
 def _add_kueue_gate(obj: dict[str, Any]) -> None:
-    metadata = obj.get("metadata")
-    if not isinstance(metadata, dict):
-        metadata = obj["metadata"] = {}
-    annotations = metadata.get("annotations")
-    if not isinstance(annotations, dict):
-        annotations = metadata["annotations"] = {}
+    annotations = _annotations_of(obj)
     present = str(annotations.get(workloads.KUEUE_ADMISSION_GATED_BY) or "")
     gates = [g.strip() for g in present.split(",") if g.strip()]
     if workloads.GATE not in gates:
@@ -166,13 +161,18 @@ def _annotate(kind: str, obj: dict[str, Any], annotations: Mapping[str, str]) ->
 
 
 def _merge_annotations(holder: dict[str, Any], annotations: Mapping[str, str]) -> None:
+    _annotations_of(holder).update(annotations)
+
+
+def _annotations_of(holder: dict[str, Any]) -> dict[str, Any]:
+    """The holder's ``metadata.annotations`` map, created when absent or not a map."""
     metadata = holder.get("metadata")
     if not isinstance(metadata, dict):
         metadata = holder["metadata"] = {}
     existing = metadata.get("annotations")
     if not isinstance(existing, dict):
         existing = metadata["annotations"] = {}
-    existing.update(annotations)
+    return existing
 
 
 def _annotation_values(raw: Any) -> dict[str, str]:

@@ -71,17 +71,23 @@ def serve(httpserver: HTTPServer, kind: str, body: Any, *, status: int = 200, zo
     ).respond_with_json(body, status=status)
 
 
+def serve_de_day(httpserver: HTTPServer, *, latest: int, **lookup: str) -> dict[str, Any]:
+    """DE's recorded day as v4 answers for a feed at 2024-03-06T19:20Z: an entry of it as
+    ``latest``, the day as ``past-range``, an empty forecast. Returns the recorded history."""
+    history: dict[str, Any] = recorded(HISTORY_DE)
+    serve(httpserver, "latest", v4(history["history"][latest]), **lookup)
+    serve(httpserver, "past-range", v4_past_range(history), start="2024-03-05T19:20:00Z",
+          end="2024-03-06T19:20:00Z", **lookup)
+    serve(httpserver, "forecast", v4({"zone": "DE", "forecast": []}), horizonHours="48", **lookup)
+    return history
+
+
 def test_latest_and_past_range_make_a_lifecycle_average_series(
     httpserver: HTTPServer, context: config.BuildContext
 ) -> None:
-    history = recorded(HISTORY_DE)
-    now = at("2024-03-06T19:20:00Z")
-    serve(httpserver, "latest", v4(history["history"][-1]))
-    serve(httpserver, "past-range", v4_past_range(history),
-          start="2024-03-05T19:20:00Z", end="2024-03-06T19:20:00Z")
-    serve(httpserver, "forecast", v4({"zone": "DE", "forecast": []}), horizonHours="48")
+    serve_de_day(httpserver, latest=-1)
 
-    reading = source(httpserver, context).fetch("DE", now=now)
+    reading = source(httpserver, context).fetch("DE", now=at("2024-03-06T19:20:00Z"))
 
     assert (reading.signal, reading.emission_factor, reading.source) == ("average", "lifecycle", "electricitymaps")
     assert reading.g_per_kwh == 689
@@ -271,17 +277,9 @@ def test_the_feed_runs_on_v4_and_publishes_the_snapshot(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     """The whole feed (providers file, chain, snapshot file) on v4, a cloud region among its regions."""
-    history = recorded(HISTORY_DE)
     now = at("2024-03-06T19:20:00Z")
-    serve(httpserver, "latest", v4(history["history"][-1]))
-    serve(httpserver, "past-range", v4_past_range(history),
-          start="2024-03-05T19:20:00Z", end="2024-03-06T19:20:00Z")
-    serve(httpserver, "forecast", v4({"zone": "DE", "forecast": []}), horizonHours="48")
-    lookup = {"dataCenterProvider": "gcp", "dataCenterRegion": "europe-west3"}
-    serve(httpserver, "latest", v4(history["history"][-2]), **lookup)
-    serve(httpserver, "past-range", v4_past_range(history), start="2024-03-05T19:20:00Z",
-          end="2024-03-06T19:20:00Z", **lookup)
-    serve(httpserver, "forecast", v4({"zone": "DE", "forecast": []}), horizonHours="48", **lookup)
+    history = serve_de_day(httpserver, latest=-1)
+    serve_de_day(httpserver, latest=-2, dataCenterProvider="gcp", dataCenterRegion="europe-west3")
     providers = tmp_path / "providers.yaml"
     providers.write_text(json.dumps({
         "providers": {"electricitymaps": {"api": "v4", "url": httpserver.url_for(""),
