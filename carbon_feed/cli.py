@@ -25,6 +25,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     feed.add_argument("--bind", help="host:port for /healthz and /metrics (default: feed.bind)")
     feed.add_argument("--publish-to", choices=("file", "opa", "embedded"),
                       help="also PUT to the OPA server (opa); the snapshot file is always written")
+    feed.add_argument("--keda-bind", help="host:port for the KEDA external scaler (gRPC; default: "
+                                          "feed.keda_bind, empty: off); see docs/keda.md")
     feed.add_argument("--once", action="store_true", help="refresh and publish once, then exit")
     feed.set_defaults(handler=_feed)
 
@@ -63,6 +65,8 @@ def _feed(args: argparse.Namespace) -> int:
         feed["bind"] = args.bind
     if args.publish_to:
         feed["publish_to"] = args.publish_to
+    if args.keda_bind:
+        feed["keda_bind"] = args.keda_bind
     try:
         settings = _settings(args, {"feed": feed} if feed else None)
     except settings_mod.SettingsError as error:

@@ -17,7 +17,9 @@ A YAML file named by ``feed.providers_file``::
       CAISO: [{provider: watttime, zone: CAISO_NORTH}]
 
 Each region lists its chain, primary first; an entry is a provider name or
-``{provider, zone}`` when the provider calls the region something else.
+``{provider, zone}`` when the provider calls the region something else, or
+``{provider: electricitymaps, cloud_region: gcp/europe-west1}`` to let
+Electricity Maps find the zone that powers a cloud region.
 Credentials are never values in the file, only where to find them, and are
 held in :class:`Secret` so that no ``repr`` or log line can show them.
 Everything is checked at start-up: a feed that cannot serve a region says so
@@ -26,6 +28,7 @@ before it publishes anything.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +122,7 @@ def _chain(region: str, chain: Any, providers: Mapping[str, Any], where: str) ->
         raise errors.ConfigError(f"{where}: region {region!r} needs a list of providers")
     entries = []
     for item in chain:
-        name, zone = (item, region) if isinstance(item, str) else _entry(region, item, where)
+        name, zone = (item, region) if isinstance(item, str) else _entry(region, item, where, providers)
         if name not in providers and name not in BUILTIN_DEFAULTS:
             raise errors.ConfigError(f"{where}: region {region!r} uses provider {name!r}, "
                                      f"which 'providers' does not define")
@@ -127,10 +130,34 @@ def _chain(region: str, chain: Any, providers: Mapping[str, Any], where: str) ->
     return tuple(entries)
 
 
-def _entry(region: str, item: Any, where: str) -> tuple[str, str]:
+def _entry(region: str, item: Any, where: str, providers: Mapping[str, Any]) -> tuple[str, str]:
     if not isinstance(item, Mapping) or not isinstance(item.get("provider"), str):
         raise errors.ConfigError(f"{where}: region {region!r}: each entry is a name or {{provider, zone}}")
-    return item["provider"], str(item.get("zone", region))
+    name = item["provider"]
+    if "cloud_region" not in item:
+        return name, str(item.get("zone", region))
+    return name, _cloud_zone(region, item, where, kind=str((providers.get(name) or {}).get("type", name)))
+
+
+# A chain entry's ``cloud_region: gcp/europe-west1`` travels as this zone; the
+# provider asks for the data centre (Electricity Maps dataCenterProvider/Region).
+CLOUD_ZONE_PREFIX = "cloud:"
+CLOUD_REGION_PROVIDERS = frozenset({"electricitymaps"})
+_CLOUD_REGION = re.compile(r"^[a-z0-9]+/[a-z0-9][a-z0-9-]*$")
+
+
+def _cloud_zone(region: str, item: Mapping[str, Any], where: str, *, kind: str) -> str:
+    """``cloud:<provider>/<region>`` for an entry naming a cloud region instead of a zone."""
+    value = item["cloud_region"]
+    if "zone" in item:
+        raise errors.ConfigError(f"{where}: region {region!r}: give a zone or a cloud_region, not both")
+    if kind not in CLOUD_REGION_PROVIDERS:
+        raise errors.ConfigError(f"{where}: region {region!r}: provider {item['provider']!r} cannot look "
+                                 "up a cloud region; only electricitymaps can")
+    if not isinstance(value, str) or not _CLOUD_REGION.match(value):
+        raise errors.ConfigError(f"{where}: region {region!r}: cloud_region is '<provider>/<region>' in "
+                                 f"lower case, like gcp/europe-west1 or aws/eu-west-3, not {value!r}")
+    return CLOUD_ZONE_PREFIX + value
 
 
 # Providers usable without options (no credentials needed).

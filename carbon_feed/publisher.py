@@ -111,6 +111,10 @@ class Publisher:
         self.sinks = tuple(sinks)
         self._metrics = feed_metrics
 
+    def add(self, sink: Sink) -> None:
+        """One more sink (the KEDA scaler joins a running feed's publisher)."""
+        self.sinks = (*self.sinks, sink)
+
     def publish(self, document: contract.GridSnapshot) -> bool:
         """True when every sink took the document."""
         ok = True

@@ -37,6 +37,7 @@ from carbon_feed import (
     document,
     electricitymaps,
     errors,
+    keda,
     metrics,
     model,
     publisher,
@@ -332,6 +333,7 @@ def serve(settings: settings_mod.Settings, *, once: bool = False) -> int:
     if once:
         return 0 if safe_refresh(feed) is not None else 1
     sidecar = Sidecar(feed, bind=settings.feed.bind, tick_s=settings.feed.tick_s)
+    scaler = keda.attach(feed, settings)
     stopped = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -341,8 +343,12 @@ def serve(settings: settings_mod.Settings, *, once: bool = False) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     sidecar.start()
+    if scaler is not None:
+        scaler.start()
     log.info("carbon feed serving /healthz and /metrics on %s", settings.feed.bind)
     stopped.wait()
+    if scaler is not None:
+        scaler.stop()
     sidecar.stop()
     return 0
 

@@ -136,6 +136,13 @@ class FeedSettings:
     max_clock_skew_s: float = 300.0
     # How often the refresh loop wakes; providers are still polled at most once per ttl_s.
     tick_s: float = 30.0
+    # KEDA external scaler (gRPC) on this host:port; empty: not served. See docs/keda.md.
+    keda_bind: str = ""
+    # What KEDA is told when the data is stale or missing: "active" (fail-open, as admission)
+    # or "inactive" (scale to zero); a trigger's whenStale overrides it.
+    keda_when_stale: Literal["active", "inactive"] = "active"
+    # Open StreamIsActive calls served at once (one thread each).
+    keda_max_streams: int = 32
 
 
 @dataclass(frozen=True)

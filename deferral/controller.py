@@ -264,7 +264,7 @@ class Controller:
     def _release_operations(self, key: workloads.Key, raw: Mapping[str, Any],
                             decision: release.Decision, *,
                             narrow: bool) -> list[patches.Operation] | None:
-        base = patches.gate_removal(raw) if key.kind == "Pod" else patches.unsuspend(raw)
+        base = patches.release(key.kind, raw)
         if base is None or not narrow or decision.node_affinity is None:
             return base
         wanted = patches.requirement(decision.node_affinity.key,

@@ -68,6 +68,35 @@ def unsuspend(job: Mapping[str, Any]) -> list[Operation] | None:
     ]
 
 
+def admission_gate_removal(job: Mapping[str, Any], *, gate: str = workloads.GATE) -> list[Operation] | None:
+    """Take only our entry out of Kueue's ``admission-gated-by`` list; None when it is not there.
+
+    KEP-6915: after creation the annotation may only lose entries, or be
+    removed whole; Kueue admits once it is gone. The value as read is tested
+    first, so an entry another controller removed meanwhile is not put back.
+    ``spec.suspend`` stays Kueue's.
+    """
+    listed = workloads.admission_gates(job)
+    if gate not in listed:
+        return None
+    path = "/metadata/annotations/" + _escape(workloads.KUEUE_ADMISSION_GATED_BY)
+    current = ((job.get("metadata") or {}).get("annotations") or {})[workloads.KUEUE_ADMISSION_GATED_BY]
+    rest = [name for name in listed if name != gate]
+    test: Operation = {"op": "test", "path": path, "value": current}
+    if not rest:
+        return [test, {"op": "remove", "path": path}]
+    return [test, {"op": "replace", "path": path, "value": ",".join(rest)}]
+
+
+def release(kind: workloads.Kind, obj: Mapping[str, Any]) -> list[Operation] | None:
+    """The operations that let a held workload go: gate, Kueue admission gate, or suspension."""
+    if kind == "Pod":
+        return gate_removal(obj)
+    if workloads.kueue_managed(obj):
+        return admission_gate_removal(obj)
+    return unsuspend(obj)
+
+
 def narrowing(obj: Mapping[str, Any], spec_path: str, wanted: Requirement) -> list[Operation]:
     """Operations adding ``wanted`` to the required node affinity at ``spec_path``.
 

@@ -36,6 +36,9 @@ REGION = PREFIX + "region"
 INTENSITY = PREFIX + "intensity"
 RELEASE_NOW = PREFIX + "release-now"
 DATA_GB = PREFIX + "data-gb"
+# Kueue's Jobs are held by carbongate's entry in Kueue's admission gates (KEP-6915), never suspended.
+KUEUE_QUEUE_NAME = "kueue.x-k8s.io/queue-name"
+KUEUE_ADMISSION_GATED_BY = "kueue.x-k8s.io/admission-gated-by"
 
 Kind = Literal["Pod", "Job"]
 KINDS: tuple[Kind, ...] = ("Pod", "Job")
@@ -84,10 +87,24 @@ def gates(pod: Mapping[str, Any]) -> list[str]:
     return [str(g.get("name")) for g in listed if isinstance(g, Mapping)]
 
 
+def kueue_managed(obj: Mapping[str, Any]) -> bool:
+    """A Job in a Kueue queue: Kueue owns its ``spec.suspend``."""
+    return bool(_strings(_mapping(obj.get("metadata")).get("labels")).get(KUEUE_QUEUE_NAME))
+
+
+def admission_gates(job: Mapping[str, Any]) -> list[str]:
+    """The controller names in ``kueue.x-k8s.io/admission-gated-by``, in order (comma-separated)."""
+    text = _strings(_mapping(job.get("metadata")).get("annotations")).get(KUEUE_ADMISSION_GATED_BY, "")
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def is_waiting(kind: Kind, obj: Mapping[str, Any]) -> bool:
-    """Whether carbongate holds this object: our gate on a Pod, our suspension of a Job."""
+    """Whether carbongate holds this object: our gate on a Pod, our suspension of a Job,
+    or, for a Job Kueue queues, our entry in its admission gates (its suspension is Kueue's)."""
     if kind == "Pod":
         return GATE in gates(obj)
+    if kueue_managed(obj):
+        return GATE in admission_gates(obj)
     annotations = _strings(_mapping(obj.get("metadata")).get("annotations"))
     return bool(_mapping(obj.get("spec")).get("suspend")) and annotations.get(DECISION) == "defer"
 

@@ -54,7 +54,18 @@ def apply(kind: str, obj: Mapping[str, Any], decision: Mapping[str, Any], *, pol
 
 
 def _defer(kind: str, obj: dict[str, Any]) -> None:
-    """Pods wait behind carbongate's scheduling gate; Jobs are suspended."""
+    """Pods wait behind carbongate's scheduling gate; Jobs are suspended, Kueue's Jobs admission-gated.
+
+    A Job in a Kueue queue is suspended by Kueue until Kueue admits it under
+    its quotas; were carbongate to unsuspend it, it would run unadmitted. So
+    such a Job gets carbongate's entry in ``kueue.x-k8s.io/admission-gated-by``
+    (KEP-6915: a comma-separated list, settable only at creation, from which
+    each controller later removes its own entry) and its ``spec.suspend`` is
+    left to Kueue.
+    """
+    if workloads.kueue_managed(kind, obj):
+        _add_kueue_gate(obj)
+        return
     spec = obj.setdefault("spec", {})
     if kind == "Job":
         spec["suspend"] = True
@@ -65,6 +76,15 @@ def _defer(kind: str, obj: dict[str, Any]) -> None:
     if not any(isinstance(g, dict) and g.get("name") == workloads.GATE for g in gates):
         gates.append({"name": workloads.GATE})
     spec["schedulingGates"] = gates
+
+
+def _add_kueue_gate(obj: dict[str, Any]) -> None:
+    annotations = _annotations_of(obj)
+    present = str(annotations.get(workloads.KUEUE_ADMISSION_GATED_BY) or "")
+    gates = [g.strip() for g in present.split(",") if g.strip()]
+    if workloads.GATE not in gates:
+        gates.append(workloads.GATE)
+    annotations[workloads.KUEUE_ADMISSION_GATED_BY] = ",".join(gates)
 
 
 def _steer(pod_spec: Mapping[str, Any], affinity: Mapping[str, Any]) -> list[str]:
@@ -146,13 +166,18 @@ def _annotate(kind: str, obj: dict[str, Any], annotations: Mapping[str, str]) ->
 
 
 def _merge_annotations(holder: dict[str, Any], annotations: Mapping[str, str]) -> None:
+    _annotations_of(holder).update(annotations)
+
+
+def _annotations_of(holder: dict[str, Any]) -> dict[str, Any]:
+    """The holder's ``metadata.annotations`` map, created when absent or not a map."""
     metadata = holder.get("metadata")
     if not isinstance(metadata, dict):
         metadata = holder["metadata"] = {}
     existing = metadata.get("annotations")
     if not isinstance(existing, dict):
         existing = metadata["annotations"] = {}
-    existing.update(annotations)
+    return existing
 
 
 def _annotation_values(raw: Any) -> dict[str, str]:

@@ -22,6 +22,10 @@ REGIONS = PREFIX + "regions"
 DATA_REGION = PREFIX + "data-region"
 DATA_GB = PREFIX + "data-gb"
 TEAM = PREFIX + "team"
+# Kueue owns spec.suspend of the Jobs it queues (this label); carbongate holds those
+# through Kueue's admission gates instead (KEP-6915), never through suspend.
+KUEUE_QUEUE_NAME = "kueue.x-k8s.io/queue-name"
+KUEUE_ADMISSION_GATED_BY = "kueue.x-k8s.io/admission-gated-by"
 
 @dataclass(frozen=True)
 class Workload:
@@ -63,6 +67,12 @@ def read(kind: str, obj: Mapping[str, Any]) -> Workload:
         data_gb=_data_gb(annotations, errors),
         parse_errors=tuple(errors),
     )
+
+
+def kueue_managed(kind: str, obj: Mapping[str, Any]) -> bool:
+    """A Job queued by Kueue: its ``spec.suspend`` is Kueue's, not ours to set."""
+    labels = _strings(_mapping(obj.get("metadata")).get("labels"))
+    return kind == "Job" and bool(labels.get(KUEUE_QUEUE_NAME))
 
 
 def pod_spec(kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:

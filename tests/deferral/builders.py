@@ -90,3 +90,12 @@ def suspended_job(name: str, *, not_before: datetime | None, deadline: datetime 
         if "controller-uid" in key or "job-name" in key:
             del template_labels[key]
     return job
+
+
+def kueue_job(name: str, *, not_before: datetime | None, deadline: datetime | None,
+              gated_by: str = GATE, queue: str = "user-queue", **notes: Any) -> dict[str, Any]:
+    """A Job in a Kueue queue as the webhook leaves it: Kueue suspended it, carbongate gated its admission."""
+    job = suspended_job(name, not_before=not_before, deadline=deadline, **notes)
+    job["metadata"]["labels"][workloads.KUEUE_QUEUE_NAME] = queue
+    job["metadata"]["annotations"][workloads.KUEUE_ADMISSION_GATED_BY] = gated_by
+    return job

@@ -43,6 +43,10 @@ unchanged. It follows these sections of the Kubernetes API reference
   may gain more); outside those fields a pod spec is immutable except images,
   ``activeDeadlineSeconds`` and added tolerations. A Job's pod template may
   change its scheduling directives only while the Job is suspended (KEP-2926).
+* Kueue's validation of ``kueue.x-k8s.io/admission-gated-by`` on Jobs
+  (Kueue KEP-6915, normally a webhook of Kueue's): a comma-separated list of
+  controller names that cannot be added after creation and may afterwards
+  only lose names, or the whole annotation.
 
 It is a double, not an emulator: no admission chain, no defaulting beyond
 uid / creationTimestamp / resourceVersion / generation, no garbage
@@ -521,7 +525,8 @@ def _validate_update(resource: Resource, old: JsonObject, new: JsonObject) -> li
     if resource.plural == "pods":
         return _validate_pod_update(old.get("spec", {}), new.get("spec", {}))
     if resource.plural == "jobs":
-        return _validate_job_update(old.get("spec", {}), new.get("spec", {}))
+        return (_validate_job_update(old.get("spec", {}), new.get("spec", {}))
+                + _kueue_admission_gate_errors(old, new))
     if resource.plural == "configmaps":
         return _validate_config_map_update(old, new)
     return []
@@ -628,6 +633,29 @@ def _validate_job_update(old: JsonObject, new: JsonObject) -> list[str]:
     if old_cmp != new_cmp:
         errors.append("spec.template: Invalid value: field is immutable")
     return errors
+
+
+KUEUE_GATED_BY = "kueue.x-k8s.io/admission-gated-by"
+
+
+def _kueue_admission_gate_errors(old: JsonObject, new: JsonObject) -> list[str]:
+    """KEP-6915 (Kueue's validating webhook): the annotation cannot be added after creation,
+    and afterwards it may only lose controller names or be removed whole."""
+    def names(obj: JsonObject) -> list[str] | None:
+        value = ((obj.get("metadata") or {}).get("annotations") or {}).get(KUEUE_GATED_BY)
+        return None if value is None else [n.strip() for n in str(value).split(",") if n.strip()]
+
+    before, after = names(old), names(new)
+    if after is None or before == after:
+        return []
+    path = f"metadata.annotations[{KUEUE_GATED_BY}]"
+    if before is None:
+        return [f"{path}: Forbidden: the annotation can only be set at creation"]
+    added = [n for n in after if n not in before]
+    if added:
+        return [f"{path}: Invalid value: only removals of controller names are allowed, "
+                f"found new {', '.join(added)}"]
+    return []
 
 
 def _strip(spec: JsonObject, fields: tuple[str, ...], *, images: bool = False) -> JsonObject:
