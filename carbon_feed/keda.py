@@ -44,11 +44,11 @@ class ScalerState:
 
     target = "keda"
 
-    def __init__(self, *, regions: frozenset[str], clock: clock_mod.Clock, max_age_s: float,
+    def __init__(self, *, regions: frozenset[str], clock: clock_mod.Clock, grace_s: int,
                  when_stale: scaler.StaleRule) -> None:
         self.regions = regions
         self.clock = clock
-        self.max_age_s = max_age_s
+        self.grace_s = grace_s
         self.when_stale = when_stale
         self._changed = threading.Condition()
         self._grid: contract.GridSnapshot | None = None
@@ -76,7 +76,7 @@ class ScalerState:
     def verdict(self, trigger: scaler.Trigger) -> scaler.Verdict:
         with self._changed:
             grid = self._grid
-        return scaler.evaluate(grid, trigger, now=self.clock.now(), max_age_s=self.max_age_s,
+        return scaler.evaluate(grid, trigger, now=self.clock.now(), grace_s=self.grace_s,
                                when_stale=self.when_stale)
 
 
@@ -155,7 +155,7 @@ def attach(feed: Any, settings: settings_mod.Settings) -> ScalerServer | None:
     if not feed_settings.keda_bind:
         return None
     state = ScalerState(regions=frozenset(c.region for c in feed.chains), clock=feed.clock,
-                        max_age_s=settings.grid.max_age_s, when_stale=feed_settings.keda_when_stale)
+                        grace_s=settings.grid.stale_grace_s, when_stale=feed_settings.keda_when_stale)
     if feed.snapshot is not None:
         state.put(feed.snapshot)
     feed.publisher.add(state)

@@ -21,9 +21,9 @@ asks for ``ceil(metric)`` replicas, so ``activeReplicas`` on a clean grid and
 proportionally fewer as it gets dirtier (when ``minReplicaCount`` > 0 keeps
 the workload running). Inactive with ``minReplicaCount: 0`` is scale to zero.
 
-Stale or missing data (the snapshot says ``stale``, the reading is older
-than ``grid.max_age_s`` now, the region is not in the snapshot, or its signal
-is an index without g/kWh) follows the stale rule: ``active`` by default,
+Stale or missing data (the snapshot says ``stale``, now is past the region's
+``fresh_until``: its provider's cadence plus ``grid.stale_grace_s``; the
+region is not in the snapshot, or its signal is an index without g/kWh) follows the stale rule: ``active`` by default,
 like the admission policy, which admits unchanged on stale data (fail-open:
 a broken feed must not scale a platform's batch work to zero); ``inactive``
 for teams that would rather stop than run on unknown carbon.
@@ -35,7 +35,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from carbongate import timefmt
@@ -98,11 +98,11 @@ def parse_trigger(metadata: Mapping[str, str]) -> Trigger:
                    when_stale=when_stale)  # type: ignore[arg-type]
 
 
-def evaluate(grid: contract.GridSnapshot | None, trigger: Trigger, *, now: datetime, max_age_s: float,
+def evaluate(grid: contract.GridSnapshot | None, trigger: Trigger, *, now: datetime, grace_s: int,
              when_stale: StaleRule) -> Verdict:
     """Active or not, and the metric, for ``trigger`` on the grid ``grid`` at ``now``."""
     region = None if grid is None else grid["regions"].get(trigger.location)
-    problem = _stale_problem(region, now=now, max_age_s=max_age_s)
+    problem = _stale_problem(region, now=now, grace_s=grace_s)
     if problem is not None:
         rule = trigger.when_stale or when_stale
         active = rule == "active"
@@ -128,16 +128,16 @@ def _judged_intensity(region: contract.RegionDoc, trigger: Trigger, *, now: date
     return mean, f"mean over the next {trigger.forecast_window_s}s"
 
 
-def _stale_problem(region: contract.RegionDoc | None, *, now: datetime, max_age_s: float) -> str | None:
+def _stale_problem(region: contract.RegionDoc | None, *, now: datetime, grace_s: int) -> str | None:
     if region is None:
         return "no data for the location"
     if region["g_per_kwh"] is None:
         return f"signal {region['signal']!r} has no g/kWh"
     if region["stale"]:
         return "the snapshot marks the data stale"
-    age = now - timefmt.parse_time(region["observed_at"])
-    if age > timedelta(seconds=max_age_s):
-        return f"the data is {int(age.total_seconds())}s old"
+    if now >= contract.region_fresh_until(region, grace_s):
+        age = now - timefmt.parse_time(region["observed_at"])
+        return f"the data is {int(age.total_seconds())}s old, past its provider's cadence and grid.stale_grace_s"
     return None
 
 

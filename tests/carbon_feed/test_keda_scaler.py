@@ -186,7 +186,7 @@ def test_stale_data_follows_the_configured_rule(running: Running) -> None:
     running.at_hour(3)  # 15:00, 195 g/kWh: dirty, inactive
     assert running.stub.IsActive(running.ref()).result is False
 
-    running.at_hour(5.5, refresh=False)  # the feed stalls: the reading is 2.5 h old, past grid.max_age_s
+    running.at_hour(5.5, refresh=False)  # the feed stalls: 2.5 h old, past its hour and the grace
     assert running.stub.IsActive(running.ref()).result is True  # default: active, as admission fails open
     assert running.stub.IsActive(running.ref(whenStale="inactive")).result is False
     metrics = running.stub.GetMetrics(running.pb2.GetMetricsRequest(

@@ -191,7 +191,7 @@ class FeedPaths:
         return servers.http_json(f"http://127.0.0.1:{self.port}/healthz", timeout_s=2)
 
 
-def feed_config(directory: Path, *, snapshot: Path, providers_file: Path, stale_grace_s: int = 8) -> FeedPaths:
+def feed_config(directory: Path, *, snapshot: Path, providers_file: Path, stale_grace_s: int = 12) -> FeedPaths:
     """Settings for a feed that polls every 2 s, retries within 2 s and calls data stale ``stale_grace_s``
     after the providers' next observation (every ``QUANTUM_S``) was due."""
     port = free_port()

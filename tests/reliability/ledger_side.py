@@ -28,11 +28,12 @@ from typing import Any, Protocol
 import psycopg
 import sqlalchemy as sa
 
+from carbongate import settings as settings_mod
 from governance import ledger
 from tests.governance import conftest as governance_fixtures
 from tests.reliability import servers
 
-GOVERNANCE_FIXTURES = governance_fixtures.FIXTURES
+DEMO_GRID = settings_mod.DEMO_GRID_DIR
 finished_pod = governance_fixtures.finished_pod
 at = governance_fixtures.at
 
@@ -153,8 +154,8 @@ def governance_process(directory: Path, *, database_url: str, kube_url: str, por
     budgets.write_text("teams:\n  ml: {limit_kg: 100}\n", encoding="utf-8")
     config = servers.write_toml(directory / "governance.toml", {
         "grid": {"home_region": "GB", "snapshot_path": directory / "grid-snapshot.json"},
-        "feed": {"trace_files": [str(GOVERNANCE_FIXTURES / "grid-GB.csv"),
-                                 str(GOVERNANCE_FIXTURES / "grid-DE.csv")]},
+        # A whole year of demo traces, priced by time of year: runs end whenever the test runs.
+        "feed": {"trace_files": [str(DEMO_GRID / "GB_2023_hourly.csv"), str(DEMO_GRID / "DE_2023_hourly.csv")]},
         "governance": {"database_url": database_url, "kubeconfig": kubeconfig,
                        "bind": f"127.0.0.1:{port}", "budgets_file": budgets,
                        "budgets_snapshot_path": budgets_snapshot, "publish_interval_s": 0.5,

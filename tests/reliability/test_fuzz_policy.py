@@ -71,7 +71,9 @@ def policy() -> Iterator[Policy]:
     config = webhook_state.load_json(settings.engine.policy_dir / "carbongate" / "config" / "data.json")
     knowledge = admission.Knowledge(
         now=now, grid=snapshot, budgets=fuzz_target.budgets(now), config=config,  # type: ignore[arg-type]
-        namespace_labels={}, home_region="GB", own_namespace="carbongate",
+        # Opted in, every tier allowed: the fuzzed decisions reach the patch builder.
+        namespace_labels={"carbongate.io/enforcement": "enforce", "carbongate.io/allowed-tiers": "1,2,3"},
+        home_region="GB", own_namespace="carbongate",
         exempt_namespaces=frozenset({"kube-system"}), policy_version=engine.version, plan_step_s=900)
     try:
         yield Policy(engine, knowledge)

@@ -79,16 +79,16 @@ class RunningWebhook:
             return error.code, error.read()
 
 
-# The namespace the test reviews come from, opted in with every tier allowed: the servers
+# The namespaces the test reviews come from, opted in with every tier allowed: the servers
 # decide as before the platform's mandate existed (the workload's tier label, else the
 # default tier, enforced). Scope and mandate have their own tests (tests/webhook/test_scope.py).
-TEST_NAMESPACES = """\
+TEST_NAMESPACES = "---\n".join(f"""\
 apiVersion: v1
 kind: Namespace
 metadata:
-  name: ml-team
-  labels: {carbongate.io/enforcement: enforce, carbongate.io/allowed-tiers: "1,2,3"}
-"""
+  name: {name}
+  labels: {{carbongate.io/enforcement: enforce, carbongate.io/allowed-tiers: "1,2,3"}}
+""" for name in ("ml-team", "batch", "ml-train"))
 
 
 def write_config(directory: Path, *, port: int, sections: Mapping[str, Mapping[str, Any]] = {}) -> Path:
