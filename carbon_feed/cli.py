@@ -50,7 +50,7 @@ def _source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | None = None) -> settings_mod.Settings:
-    return settings_mod.load(config_file=Path(args.config) if args.config else None, overrides=overrides)
+    return settings_mod.load(config_file=args.config, overrides=overrides)
 
 
 def _feed(args: argparse.Namespace) -> int:

@@ -3,7 +3,9 @@
 A component contributes a module with ``register(subparsers, common)``; each
 subcommand sets ``handler`` (a function taking the parsed arguments and
 returning an exit code). The command reads configuration only through
-:mod:`carbongate.settings`, with ``--config`` naming a TOML file.
+:mod:`carbongate.settings`, with ``--config`` naming a TOML file (a ``Path``
+in every subcommand); a :class:`carbongate.settings.SettingsError` from any
+handler is one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from carbongate import settings as settings_mod
 
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
@@ -29,7 +34,8 @@ COMMAND_MODULES = (
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every component's subcommands."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="TOML settings file (default: $CARBONGATE_CONFIG)")
+    # A Path for every subcommand alike: settings.load reads it as a file.
+    common.add_argument("--config", type=Path, help="TOML settings file (default: $CARBONGATE_CONFIG)")
     common.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     parser = argparse.ArgumentParser(
         prog="carbongate",
@@ -60,7 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    return int(handler(args) or 0)
+    try:
+        return int(handler(args) or 0)
+    except settings_mod.SettingsError as error:  # a bad --config, flag or variable, in any command
+        print(f"carbongate {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

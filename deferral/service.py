@@ -21,9 +21,11 @@ from typing import Any
 import kubernetes.client
 import prometheus_client
 
+from carbongate import kube as kube_config
+from carbongate import leases
 from carbongate import settings as settings_mod
 from deferral import clock as clock_mod
-from deferral import controller, events, grid, kube, leader, watch
+from deferral import controller, events, grid, kube, watch
 from deferral import metrics as metrics_mod
 from policy_engine import engine as engine_mod
 
@@ -64,9 +66,9 @@ def start(
     section = settings.deferral
     gateway = kube.Gateway(api_client=api_client, request_timeout_s=section.request_timeout_s)
     name = identity or section.identity or f"{socket.gethostname()}-{os.getpid()}"
-    elector = leader.Elector(
-        api=gateway.lease_api(), clock=clock,
-        config=leader.LeaseConfig(namespace=section.namespace, name=section.lease_name,
+    elector = leases.Elector(
+        api=gateway.lease_api(),
+        config=leases.LeaseConfig(namespace=section.namespace, name=section.lease_name,
                                   identity=name, lease_duration_s=section.lease_duration_s,
                                   renew_interval_s=section.lease_renew_s))
     reconciler = controller.Controller(
@@ -133,6 +135,8 @@ def serve_forever(settings: settings_mod.Settings) -> int:
     """``python -m deferral`` / ``carbongate release``: run until SIGTERM or SIGINT."""
     from policy_engine import factory
 
+    # First: a cluster that cannot be reached by any rule is a clear error before anything starts.
+    api_client = kube_config.api_client(settings.kube)
     metrics = metrics_mod.Metrics()
     host, _, port = settings.deferral.bind.rpartition(":")
     prometheus_client.start_http_server(int(port), addr=host or "127.0.0.1",
@@ -145,9 +149,6 @@ def serve_forever(settings: settings_mod.Settings) -> int:
                   error)
         metrics.policy_failures.labels(kind="startup").inc()
         engine = None
-    api_client = kube.build_api_client(
-        api_url=settings.deferral.api_url,
-        kubeconfig=str(settings.deferral.kubeconfig) if settings.deferral.kubeconfig else None)
     running = start(settings, api_client=api_client, engine=engine,
                     clock=clock_mod.SystemClock(), metrics=metrics)
     done = threading.Event()

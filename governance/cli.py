@@ -51,7 +51,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> settings_mod.Settings:
         governance["database_url"] = args.database_url
     if args.budgets:
         governance["budgets_file"] = args.budgets
-    return settings_mod.load(config_file=Path(args.config) if args.config else None,
+    return settings_mod.load(config_file=args.config,
                              overrides={"governance": governance} if governance else None)
 
 

@@ -1,36 +1,45 @@
 """Leader election on a ``coordination.k8s.io/v1`` Lease, the way client-go does it.
 
-Several replicas may run; only the one holding the Lease releases workloads,
-so a gate is never removed twice and a replica that lost the API server stops
-acting before another takes over. The holder renews ``spec.renewTime`` every
-few seconds with an update guarded by ``metadata.resourceVersion`` (a 409
-Conflict means someone else wrote first). A candidate takes the Lease over
-only after it has seen the same record unchanged for ``leaseDurationSeconds``
-of its *own* clock, which makes takeover independent of clock skew between
-replicas (client-go's ``observedTime``). A leader that has not renewed for
-``renew_deadline_s`` stops acting even before anyone else takes over.
+Several replicas of a component may run; only the one holding its Lease does
+the work that must happen once per cluster: the deferral controller releases
+workloads (a gate is never removed twice), governance collects runs and
+publishes budgets, the carbon feed polls the grid providers. A replica that
+lost the API server stops acting before another takes over.
 
-Governance elects its leader with the same code, so this module imports
-nothing of the controller but its clock: what a replica needs RBAC for is
-derived from the modules it imports (tests/deploy/kube_calls.py).
+:class:`Elector` is the election. The holder renews ``spec.renewTime`` every
+``renew_interval_s`` with an update guarded by ``metadata.resourceVersion``
+(a 409 Conflict means someone else wrote first). A candidate takes the Lease
+over only after it has seen the same record unchanged for
+``leaseDurationSeconds`` of its *own* clock, which makes takeover independent
+of clock skew between replicas (client-go's ``observedTime``). A leader that
+has not renewed for ``renew_deadline_s`` (two thirds of the duration) stops
+acting even before anyone else takes over. So a follower takes over at most
+``lease_duration_s + renew_interval_s`` after the leader's last renewal, and
+at once when the leader gives the Lease up on shutdown (:meth:`Elector.release`).
+
+:class:`Leadership` runs a component's work on a thread of its own while this
+replica leads (a *term*) and stops it when it no longer does.
+
+This module is a foundation: it imports no component, so what each pod
+needs RBAC for stays derived from the modules it imports (tests/deploy/kube_calls.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import kubernetes.client
 import urllib3.exceptions
 
-from deferral import clock as clock_mod
-
 log = logging.getLogger(__name__)
 
-# No answer at all from the API server (as deferral.kube defines them).
+# No answer at all from the API server.
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, urllib3.exceptions.HTTPError)
 _API_ERRORS: tuple[type[BaseException], ...] = (kubernetes.client.ApiException,
                                                *_TRANSPORT_ERRORS)
@@ -52,13 +61,11 @@ class LeaseConfig:
 class Elector:
     """Acquires, renews and gives up the Lease; asks nothing of anyone else."""
 
-    def __init__(self, *, api: kubernetes.client.CoordinationV1Api, config: LeaseConfig,
-                 clock: clock_mod.Clock) -> None:
+    def __init__(self, *, api: kubernetes.client.CoordinationV1Api, config: LeaseConfig) -> None:
         # Leases travel as the API's JSON (dicts), which the client serialises
         # as they are; its typed signatures only know the generated models.
         self._api: Any = api
         self._config = config
-        self._clock = clock
         self._renewed_at: datetime | None = None
         self._observed: tuple[Any, ...] | None = None
         self._observed_at: datetime | None = None
@@ -181,3 +188,124 @@ class Elector:
 def _micro(value: datetime) -> str:
     """A ``MicroTime``: RFC 3339 with microseconds."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Clock(Protocol):
+    """Now, and a wait that ends early when ``wake`` is set (``deferral.clock`` has both kinds)."""
+
+    def now(self) -> datetime:
+        ...
+
+    def wait(self, wake: threading.Event, timeout_s: float) -> None:
+        ...
+
+
+# One term's work: runs until the event is set.
+Work = Callable[[threading.Event], None]
+MIN_WAIT_S = 0.05
+
+
+class Candidate(Protocol):
+    """What of :class:`Elector` the loop uses."""
+
+    def tick(self, now: datetime) -> bool:
+        """Acquire or renew when due; whether this replica leads."""
+        ...
+
+    def next_attempt(self, now: datetime) -> datetime:
+        """When ``tick`` will next talk to the API server."""
+        ...
+
+    def release(self) -> None:
+        """Give the Lease up (on shutdown), so a standby takes over at once."""
+        ...
+
+
+@dataclass
+class _Term:
+    stop: threading.Event
+    thread: threading.Thread
+
+
+class Leadership:
+    """Runs ``work`` while this replica holds the Lease, and stops it when it no longer does.
+
+    Without a candidate (no Lease configured) it simply leads. ``name`` says
+    whose work it is, in logs and the term thread's name.
+    ``on_change(leading)`` is called on every change, after a term has ended.
+    """
+
+    def __init__(self, *, candidate: Candidate | None, work: Work, clock: Clock, name: str,
+                 on_change: Callable[[bool], None] = lambda leading: None,
+                 stop_timeout_s: float = 10.0) -> None:
+        self._candidate = candidate
+        self._work = work
+        self._clock = clock
+        self._name = name
+        self._on_change = on_change
+        self._stop_timeout_s = stop_timeout_s
+        self._leading = False
+        self.release_on_exit = True
+
+    @property
+    def leading(self) -> bool:
+        """Whether a term is running now."""
+        return self._leading
+
+    def run(self, stop: threading.Event) -> None:
+        """Until ``stop``: tick the election, start and end terms (blocks)."""
+        if self._candidate is None:
+            self._set_leading(True)
+            try:
+                self._work(stop)
+            finally:
+                self._set_leading(False)
+            return
+        term: _Term | None = None
+        try:
+            while not stop.is_set():
+                now = self._clock.now()
+                term = self._follow(self._candidate.tick(now), term)
+                wait_s = (self._candidate.next_attempt(now) - now).total_seconds()
+                self._clock.wait(stop, max(wait_s, MIN_WAIT_S))
+        finally:
+            if term is not None:
+                self._end(term)
+            if self.release_on_exit:
+                self._candidate.release()
+
+    def _follow(self, leading: bool, term: _Term | None) -> _Term | None:
+        """Start a term on winning, end it on losing; restart work that died."""
+        if term is not None and not term.thread.is_alive():
+            log.error("%s: work ended on its own while leading; starting it again", self._name)
+            self._end(term)
+            term = None
+        if leading and term is None:
+            log.info("%s: leading", self._name)
+            return self._begin()
+        if not leading and term is not None:
+            log.warning("%s: no longer leading: its work stopped", self._name)
+            self._end(term)
+            return None
+        return term
+
+    def _begin(self) -> _Term:
+        stop = threading.Event()
+        thread = threading.Thread(target=self._work, args=(stop,), name=f"{self._name}-term",
+                                  daemon=True)
+        thread.start()
+        self._set_leading(True)
+        return _Term(stop=stop, thread=thread)
+
+    def _end(self, term: _Term) -> None:
+        term.stop.set()
+        term.thread.join(self._stop_timeout_s)
+        if term.thread.is_alive():
+            log.error("%s: the last term's work did not stop within %.0fs", self._name,
+                      self._stop_timeout_s)
+        self._set_leading(False)
+
+    def _set_leading(self, leading: bool) -> None:
+        if leading != self._leading:
+            self._leading = leading
+            self._on_change(leading)
