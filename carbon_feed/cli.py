@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from carbongate import kube
 from carbongate import settings as settings_mod
 
 
@@ -26,6 +27,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     feed.add_argument("--publish-to", choices=("file", "opa", "embedded"),
                       help="also PUT to the OPA server (opa); the snapshot file is always written")
     feed.add_argument("--once", action="store_true", help="refresh and publish once, then exit")
+    kube.add_arguments(feed)  # for the Lease and shared readings when feed.lease_name is set
     feed.set_defaults(handler=_feed)
 
     grid = subparsers.add_parser("grid", parents=[common], help="look at the grid data the policy sees")
@@ -63,8 +65,11 @@ def _feed(args: argparse.Namespace) -> int:
         feed["bind"] = args.bind
     if args.publish_to:
         feed["publish_to"] = args.publish_to
+    overrides: dict[str, dict[str, Any]] = {"feed": feed} if feed else {}
+    if kube.overrides(args):
+        overrides["kube"] = kube.overrides(args)
     try:
-        settings = _settings(args, {"feed": feed} if feed else None)
+        settings = _settings(args, overrides or None)
     except settings_mod.SettingsError as error:
         print(f"carbongate feed: {error}", file=sys.stderr)
         return 2

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ from typing import Any, Protocol
 
 import kubernetes.client
 import urllib3.exceptions
+
+from carbongate import settings as settings_mod
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,24 @@ class LeaseConfig:
     @property
     def renew_deadline_s(self) -> float:
         return self.lease_duration_s * 2 / 3
+
+
+def lease_config(*, section: str, namespace: str, name: str, identity: str,
+                 lease_duration_s: int, lease_renew_s: float) -> LeaseConfig:
+    """A component's Lease from its settings section (named in errors).
+
+    The identity defaults to hostname and process id; a renew interval that
+    could let the Lease lapse between two renewals is refused.
+    """
+    config = LeaseConfig(namespace=namespace, name=name,
+                         identity=identity or f"{socket.gethostname()}-{os.getpid()}",
+                         lease_duration_s=lease_duration_s, renew_interval_s=lease_renew_s)
+    if not 0 < config.renew_interval_s < config.renew_deadline_s:
+        raise settings_mod.SettingsError(
+            f"{section}.lease_renew_s ({lease_renew_s}) must be positive and shorter than two "
+            f"thirds of {section}.lease_duration_s ({lease_duration_s}), or the leader would "
+            "lose the Lease between two renewals")
+    return config
 
 
 class Elector:
@@ -230,12 +252,14 @@ class _Term:
 class Leadership:
     """Runs ``work`` while this replica holds the Lease, and stops it when it no longer does.
 
-    Without a candidate (no Lease configured) it simply leads. ``name`` says
+    Without a candidate (no Lease configured) it simply leads. Without a
+    ``clock`` it runs on the wall clock. ``name`` says
     whose work it is, in logs and the term thread's name.
     ``on_change(leading)`` is called on every change, after a term has ended.
     """
 
-    def __init__(self, *, candidate: Candidate | None, work: Work, clock: Clock, name: str,
+    def __init__(self, *, candidate: Candidate | None, work: Work, name: str,
+                 clock: Clock | None = None,
                  on_change: Callable[[bool], None] = lambda leading: None,
                  stop_timeout_s: float = 10.0) -> None:
         self._candidate = candidate
@@ -264,10 +288,14 @@ class Leadership:
         term: _Term | None = None
         try:
             while not stop.is_set():
-                now = self._clock.now()
+                now = self._clock.now() if self._clock is not None else datetime.now(UTC)
                 term = self._follow(self._candidate.tick(now), term)
-                wait_s = (self._candidate.next_attempt(now) - now).total_seconds()
-                self._clock.wait(stop, max(wait_s, MIN_WAIT_S))
+                wait_s = max((self._candidate.next_attempt(now) - now).total_seconds(),
+                             MIN_WAIT_S)
+                if self._clock is not None:
+                    self._clock.wait(stop, wait_s)
+                else:
+                    stop.wait(wait_s)
         finally:
             if term is not None:
                 self._end(term)

@@ -125,6 +125,18 @@ class FeedSettings:
     max_clock_skew_s: float = 300.0
     # How often the refresh loop wakes; providers are still polled at most once per ttl_s.
     tick_s: float = 30.0
+    # One fetcher per cluster (carbon_feed/cluster.py): the feed sidecars elect the holder of
+    # this Lease, which alone polls the providers and writes its readings to the ConfigMap
+    # below; the others read them from there. Empty: no election, this feed polls itself.
+    lease_name: str = ""
+    # carbongate's namespace: where the Lease and the readings ConfigMap live.
+    namespace: str = "carbongate"
+    readings_configmap: str = "carbongate-grid-readings"
+    lease_duration_s: int = 15
+    # How often the leader renews (and a follower retries) the Lease.
+    lease_renew_s: float = 2.0
+    # This feed's Lease holderIdentity; empty: hostname and process id.
+    identity: str = ""
 
 
 @dataclass(frozen=True)

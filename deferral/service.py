@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
-import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,12 +63,12 @@ def start(
     """Build the controller and start its reconciler and watch threads."""
     section = settings.deferral
     gateway = kube.Gateway(api_client=api_client, request_timeout_s=section.request_timeout_s)
-    name = identity or section.identity or f"{socket.gethostname()}-{os.getpid()}"
-    elector = leases.Elector(
-        api=gateway.lease_api(),
-        config=leases.LeaseConfig(namespace=section.namespace, name=section.lease_name,
-                                  identity=name, lease_duration_s=section.lease_duration_s,
-                                  renew_interval_s=section.lease_renew_s))
+    lease = leases.lease_config(
+        section="deferral", namespace=section.namespace, name=section.lease_name,
+        identity=identity or section.identity, lease_duration_s=section.lease_duration_s,
+        lease_renew_s=section.lease_renew_s)
+    name = lease.identity
+    elector = leases.Elector(api=gateway.lease_api(), config=lease)
     reconciler = controller.Controller(
         gateway=gateway, engine=engine, clock=clock, elector=elector, metrics=metrics,
         grid_view=grid_view(settings, metrics=metrics),

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -234,15 +232,10 @@ def candidate(settings: settings_mod.GovernanceSettings, *,
     """The Lease elector, or None when ``lease_name`` is empty (no election)."""
     if not settings.lease_name:
         return None
-    config = leases.LeaseConfig(
-        namespace=settings.namespace, name=settings.lease_name,
-        identity=identity or settings.identity or f"{socket.gethostname()}-{os.getpid()}",
-        lease_duration_s=settings.lease_duration_s, renew_interval_s=settings.lease_renew_s)
-    if not 0 < config.renew_interval_s < config.renew_deadline_s:
-        raise settings_mod.SettingsError(
-            f"governance.lease_renew_s ({settings.lease_renew_s}) must be positive and shorter "
-            f"than two thirds of governance.lease_duration_s ({settings.lease_duration_s}), "
-            "or the leader would lose the Lease between two renewals")
+    config = leases.lease_config(
+        section="governance", namespace=settings.namespace, name=settings.lease_name,
+        identity=identity or settings.identity, lease_duration_s=settings.lease_duration_s,
+        lease_renew_s=settings.lease_renew_s)
     return leases.Elector(api=kubernetes.client.CoordinationV1Api(api_client), config=config)
 
 
