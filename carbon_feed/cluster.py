@@ -75,14 +75,15 @@ class SharedReadings:
 
     def publish(self, resolved: Mapping[str, chain.Resolved], *, leader: str,
                 now: datetime) -> bool:
-        """Write the readings unless the stored ones are the same; True when written."""
+        """Write the readings unless the stored ones are the same (and by the same leader:
+        who leads shows in the ConfigMap); True when written."""
         regions = {region: {"reading": model.to_document(r.reading),
                             "source_label": r.source_label, "fallback_used": r.fallback_used}
                    for region, r in sorted(resolved.items())}
         text = json.dumps({"schema": SCHEMA, "leader": leader,
                            "written_at": contract.format_time(now), "regions": regions},
                           separators=(",", ":"))
-        return self.target.write(text, same=lambda stored: _regions(stored) == regions)
+        return self.target.write(text, same=lambda stored: _content(stored) == (leader, regions))
 
     def read(self) -> Shared | None:
         """The stored readings; None when nothing was published yet.
@@ -105,9 +106,11 @@ class SharedReadings:
         return found
 
 
-def _regions(text: str | None) -> Any:
+def _content(text: str | None) -> Any:
+    """Who wrote a stored document and its regions; None when it cannot be read."""
     try:
-        return json.loads(text or "").get("regions")
+        document = json.loads(text or "")
+        return document.get("leader"), document.get("regions")
     except (ValueError, AttributeError):
         return None
 
