@@ -33,10 +33,14 @@ COMMAND_MODULES = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every component's subcommands."""
+    # Given before or after the subcommand alike: argparse copies a subparser's
+    # defaults over what the main parser read, so the common options have none
+    # (SUPPRESS) and parse() fills them in. --config is a Path everywhere.
     common = argparse.ArgumentParser(add_help=False)
-    # A Path for every subcommand alike: settings.load reads it as a file.
-    common.add_argument("--config", type=Path, help="TOML settings file (default: $CARBONGATE_CONFIG)")
-    common.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                        help="TOML settings file (default: $CARBONGATE_CONFIG)")
+    common.add_argument("--log-level", default=argparse.SUPPRESS,
+                        help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     parser = argparse.ArgumentParser(
         prog="carbongate",
         description="Carbon-aware admission for Kubernetes.",
@@ -54,10 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMON_DEFAULTS = {"config": None, "log_level": "INFO"}
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments, with the common options' defaults where none was given."""
+    args = parser.parse_args(argv)
+    for name, default in COMMON_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carbongate`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

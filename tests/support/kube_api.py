@@ -89,6 +89,8 @@ class Resource:
     version: str
     plural: str
     kind: str
+    # Cluster-scoped objects (Namespaces) are stored under the namespace "".
+    namespaced: bool = True
 
     @property
     def api_version(self) -> str:
@@ -107,6 +109,7 @@ RESOURCES = (
     Resource("batch", "v1", "jobs", "Job"),
     Resource("events.k8s.io", "v1", "events", "Event"),
     Resource("coordination.k8s.io", "v1", "leases", "Lease"),
+    Resource("", "v1", "namespaces", "Namespace", namespaced=False),
 )
 
 
@@ -226,7 +229,7 @@ class FakeKubeApi:
     def seed(self, obj: JsonObject) -> JsonObject:
         """Create an object as another client would; returns the stored copy."""
         resource = self._resource_for(obj)
-        namespace = obj.get("metadata", {}).get("namespace", "default")
+        namespace = obj.get("metadata", {}).get("namespace", "default") if resource.namespaced else ""
         return self.create(resource, namespace, obj)
 
     def get(self, kind: str, namespace: str, name: str) -> JsonObject | None:
@@ -269,7 +272,9 @@ class FakeKubeApi:
             cause = "metadata.name: Required value: name or generateName is required"
             raise _invalid(resource, "", [cause])
         obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
-        meta.update(namespace=namespace, uid=str(uuid.uuid4()),
+        if resource.namespaced:
+            meta["namespace"] = namespace
+        meta.update(uid=str(uuid.uuid4()),
                     creationTimestamp=self._now_text())
         if resource.plural == "jobs":
             meta["generation"] = 1
@@ -819,6 +824,8 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ApiError(400, "BadRequest", "the request body must be a JSON object")
                 return 201, api.create(resource, namespace, body)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
+        if not resource.namespaced and namespace is None:
+            namespace = ""
         if namespace is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if method == "GET":
