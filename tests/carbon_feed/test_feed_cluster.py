@@ -82,6 +82,15 @@ def _feed(tmp_path: Path, provider: HTTPServer, served: kube_api.RunningKubeApi,
     return service.build_feed(settings, clock=clock)
 
 
+def _two_feeds(tmp_path: Path, provider: HTTPServer, served: kube_api.RunningKubeApi,
+               clock: clock_mod.ManualClock) -> tuple[cluster.ClusterFetch, service.Feed,
+                                                      cluster.ClusterFetch, service.Feed]:
+    """Feeds "a" and "b" with their cluster parts, "a" the first to ask for the Lease."""
+    first, second = (_feed(tmp_path, provider, served, n, clock) for n in ("a", "b"))
+    assert first.cluster is not None and second.cluster is not None
+    return first.cluster, first, second.cluster, second
+
+
 def _snapshot(tmp_path: Path, name: str) -> dict[str, Any]:
     document: dict[str, Any] = json.loads((tmp_path / name / "grid.json").read_text())
     return document
@@ -91,16 +100,15 @@ def test_only_the_leader_polls_and_a_follower_publishes_its_readings(
         tmp_path: Path, provider: HTTPServer) -> None:
     clock = clock_mod.ManualClock(datetime.now(UTC).replace(microsecond=0))
     with kube_api.serve() as served:
-        leader, follower = (_feed(tmp_path, provider, served, n, clock) for n in ("a", "b"))
-        assert leader.cluster is not None and follower.cluster is not None
-        assert leader.cluster.elector.tick(clock.now())
-        assert not follower.cluster.elector.tick(clock.now())
+        leading, leader, following, follower = _two_feeds(tmp_path, provider, served, clock)
+        assert leading.elector.tick(clock.now())
+        assert not following.elector.tick(clock.now())
         leader.refresh()
         follower.refresh()
         for _ in range(30):  # a minute, within the TTL: nobody polls again
             clock.advance(2)
-            assert leader.cluster.elector.tick(clock.now())
-            assert not follower.cluster.elector.tick(clock.now())
+            assert leading.elector.tick(clock.now())
+            assert not following.elector.tick(clock.now())
             leader.refresh()
             follower.refresh()
         stored = served.api.get("ConfigMap", NAMESPACE, CONFIGMAP)
@@ -118,17 +126,16 @@ def test_a_new_leader_does_not_poll_again_within_the_ttl_of_the_last_poll(
         tmp_path: Path, provider: HTTPServer) -> None:
     clock = clock_mod.ManualClock(datetime.now(UTC).replace(microsecond=0))
     with kube_api.serve() as served:
-        first, second = (_feed(tmp_path, provider, served, n, clock) for n in ("a", "b"))
-        assert first.cluster is not None and second.cluster is not None
-        first.cluster.elector.tick(clock.now())
-        second.cluster.elector.tick(clock.now())
+        leading, first, standby, second = _two_feeds(tmp_path, provider, served, clock)
+        leading.elector.tick(clock.now())
+        standby.elector.tick(clock.now())
         first.refresh()
         clock.advance(16)  # "a" died: its Lease stays unrenewed for a whole duration
-        assert second.cluster.elector.tick(clock.now())
+        assert standby.elector.tick(clock.now())
         second.refresh()
         assert polls(provider) == 1  # the reading "a" fetched 16 s ago is still good
         clock.advance(300)
-        second.cluster.elector.tick(clock.now())
+        standby.elector.tick(clock.now())
         second.refresh()
     assert polls(provider) == 2  # a TTL later the new leader polls itself
     assert _snapshot(tmp_path, "b")["regions"]["GB"]["fallback_used"] is False
