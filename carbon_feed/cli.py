@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from carbongate import kube
 from carbongate import settings as settings_mod
 
 
@@ -28,6 +29,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     feed.add_argument("--keda-bind", help="host:port for the KEDA external scaler (gRPC; default: "
                                           "feed.keda_bind, empty: off); see docs/keda.md")
     feed.add_argument("--once", action="store_true", help="refresh and publish once, then exit")
+    kube.add_arguments(feed)  # for the Lease and shared readings when feed.lease_name is set
     feed.set_defaults(handler=_feed)
 
     grid = subparsers.add_parser("grid", parents=[common], help="look at the grid data the policy sees")
@@ -52,7 +54,7 @@ def _source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | None = None) -> settings_mod.Settings:
-    return settings_mod.load(config_file=Path(args.config) if args.config else None, overrides=overrides)
+    return settings_mod.load(config_file=args.config, overrides=overrides)
 
 
 def _feed(args: argparse.Namespace) -> int:
@@ -67,8 +69,11 @@ def _feed(args: argparse.Namespace) -> int:
         feed["publish_to"] = args.publish_to
     if args.keda_bind:
         feed["keda_bind"] = args.keda_bind
+    overrides: dict[str, dict[str, Any]] = {"feed": feed} if feed else {}
+    if kube.overrides(args):
+        overrides["kube"] = kube.overrides(args)
     try:
-        settings = _settings(args, {"feed": feed} if feed else None)
+        settings = _settings(args, overrides or None)
     except settings_mod.SettingsError as error:
         print(f"carbongate feed: {error}", file=sys.stderr)
         return 2

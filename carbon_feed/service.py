@@ -46,6 +46,7 @@ from carbon_feed import (
     watttime,
 )
 from carbon_feed import clock as clock_mod
+from carbon_feed import cluster as cluster_mod
 from carbongate import settings as settings_mod
 from planner import snapshot as contract
 
@@ -71,8 +72,11 @@ class Feed:
         grid: settings_mod.GridSettings,
         ttl_s: float,
         feed_metrics: metrics.FeedMetrics,
+        cluster: cluster_mod.ClusterFetch | None = None,
     ) -> None:
         self.chains = tuple(chains)
+        # With a Lease: only the leader polls, followers read its readings (carbon_feed/cluster.py).
+        self.cluster = cluster
         self.publisher = publisher
         self.clock = clock
         self.metrics = feed_metrics
@@ -87,18 +91,23 @@ class Feed:
         """One pass over every region; returns the document (published if it changed)."""
         now = self.clock.now()
         regions: dict[str, contract.RegionDoc] = {}
-        for region_chain in self.chains:
-            resolved = region_chain.resolve(now=now)
+        for region, resolved in self._resolve(now).items():
             if resolved is None:
-                self._missing(region_chain.region)
+                self._missing(region)
                 continue
-            regions[region_chain.region] = self._region(resolved, now=now)
+            regions[region] = self._region(resolved, now=now)
         snapshot = document.snapshot(regions, now=now)
         self._publish(snapshot, now=now)
         self.snapshot = snapshot
         self.refreshed_at = time.monotonic()
         self.metrics.last_refresh.set(now.timestamp())
         return snapshot
+
+    def _resolve(self, now: datetime) -> dict[str, chain.Resolved | None]:
+        """Each region's reading: through its chain, or by this feed's role in the cluster."""
+        if self.cluster is not None:
+            return self.cluster.resolve(self.chains, now=now)
+        return {c.region: c.resolve(now=now) for c in self.chains}
 
     def _region(self, resolved: chain.Resolved, *, now: datetime) -> contract.RegionDoc:
         reading = resolved.reading
@@ -158,9 +167,12 @@ def build_feed(
         max_clock_skew_s=feed_settings.max_clock_skew_s,
     )
     chains = _chains(settings, parts=parts, clock=clock, environ=environ, factories=factories)
+    cluster = cluster_mod.build(settings, last_known_good=parts.last_known_good,
+                                feed_metrics=feed_metrics)
     return Feed(chains=chains, publisher=publisher.Publisher(_sinks(settings, engines, environ),
                                                             feed_metrics=feed_metrics),
-                clock=clock, grid=settings.grid, ttl_s=feed_settings.ttl_s, feed_metrics=feed_metrics)
+                clock=clock, grid=settings.grid, ttl_s=feed_settings.ttl_s, feed_metrics=feed_metrics,
+                cluster=cluster)
 
 
 def _chains(settings: settings_mod.Settings, *, parts: chain.ChainParts, clock: clock_mod.Clock,
@@ -213,6 +225,8 @@ class FeedLoop:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        if self.feed.cluster is not None:
+            self.feed.cluster.stop(timeout_s)  # gives the Lease up: a follower leads at once
 
     def healthy(self) -> bool:
         """The loop refreshed recently (providers may still be failing: that is in the body)."""
@@ -231,6 +245,12 @@ def safe_refresh(feed: Feed) -> contract.GridSnapshot | None:
     except Exception:
         log.exception("grid refresh failed; keeping the last published snapshot")
         return None
+
+
+def join_cluster(feed: Feed) -> None:
+    """Start the feed's election (if it has one) before its first refresh."""
+    if feed.cluster is not None:
+        feed.cluster.start(feed.clock.now())
 
 
 class FeedHandle:
@@ -252,6 +272,7 @@ def start_in_background(
 ) -> FeedHandle:
     """Run the feed on a daemon thread; the first snapshot is written before this returns."""
     feed = build_feed(settings, clock=clock, engines=engines)
+    join_cluster(feed)
     safe_refresh(feed)
     loop = FeedLoop(feed, tick_s=settings.feed.tick_s)
     loop.start()
@@ -312,6 +333,7 @@ class Sidecar:
         return int(self.server.server_address[1])
 
     def start(self) -> None:
+        join_cluster(self.loop.feed)
         safe_refresh(self.loop.feed)
         self.loop.start()
         self._http = threading.Thread(target=self.server.serve_forever, name="feed-http", daemon=True)
@@ -327,7 +349,7 @@ def serve(settings: settings_mod.Settings, *, once: bool = False) -> int:
     """``carbongate feed``: run until SIGTERM/SIGINT (or one refresh with ``once``)."""
     try:
         feed = build_feed(settings)
-    except errors.ConfigError as error:
+    except (errors.ConfigError, settings_mod.SettingsError) as error:
         log.error("%s", error)
         return 2
     if once:

@@ -3,7 +3,9 @@
 A component contributes a module with ``register(subparsers, common)``; each
 subcommand sets ``handler`` (a function taking the parsed arguments and
 returning an exit code). The command reads configuration only through
-:mod:`carbongate.settings`, with ``--config`` naming a TOML file.
+:mod:`carbongate.settings`, with ``--config`` naming a TOML file (a ``Path``
+in every subcommand); a :class:`carbongate.settings.SettingsError` from any
+handler is one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from carbongate import settings as settings_mod
 
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
@@ -28,9 +33,14 @@ COMMAND_MODULES = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every component's subcommands."""
+    # Given before or after the subcommand alike: argparse copies a subparser's
+    # defaults over what the main parser read, so the common options have none
+    # (SUPPRESS) and parse() fills them in. --config is a Path everywhere.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="TOML settings file (default: $CARBONGATE_CONFIG)")
-    common.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                        help="TOML settings file (default: $CARBONGATE_CONFIG)")
+    common.add_argument("--log-level", default=argparse.SUPPRESS,
+                        help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     parser = argparse.ArgumentParser(
         prog="carbongate",
         description="Carbon-aware admission for Kubernetes.",
@@ -48,10 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMON_DEFAULTS = {"config": None, "log_level": "INFO"}
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments, with the common options' defaults where none was given."""
+    args = parser.parse_args(argv)
+    for name, default in COMMON_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carbongate`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -60,7 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    return int(handler(args) or 0)
+    try:
+        return int(handler(args) or 0)
+    except settings_mod.SettingsError as error:  # a bad --config, flag or variable, in any command
+        print(f"carbongate {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ class WebhookSettings:
     own_namespace: str = "carbongate"
     # Namespaces never touched whatever their labels say.
     exempt_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
-    # Where namespace labels come from: "api" (in-cluster read), "file" (Namespace manifests in
+    # Where namespace labels come from: "api" (read through the [kube] client: in-cluster
+    # or a kubeconfig; `serve --kubeconfig/--context` sets it), "file" (Namespace manifests in
     # namespace_labels_file: make run, demos) or "none" (every namespace unlabelled: dryrun).
     namespace_labels_source: Literal["api", "file", "none"] = "none"
     namespace_labels_file: Path | None = None
@@ -143,6 +144,18 @@ class FeedSettings:
     keda_when_stale: Literal["active", "inactive"] = "active"
     # Open StreamIsActive calls served at once (one thread each).
     keda_max_streams: int = 32
+    # One fetcher per cluster (carbon_feed/cluster.py): the feed sidecars elect the holder of
+    # this Lease, which alone polls the providers and writes its readings to the ConfigMap
+    # below; the others read them from there. Empty: no election, this feed polls itself.
+    lease_name: str = ""
+    # carbongate's namespace: where the Lease and the readings ConfigMap live.
+    namespace: str = "carbongate"
+    readings_configmap: str = "carbongate-grid-readings"
+    lease_duration_s: int = 15
+    # How often the leader renews (and a follower retries) the Lease.
+    lease_renew_s: float = 2.0
+    # This feed's Lease holderIdentity; empty: hostname and process id.
+    identity: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,9 +185,6 @@ class DeferralSettings:
     default_expected_duration_s: int = 3600
     # A failed release (API error) is retried after this long.
     retry_s: float = 5.0
-    # Kubernetes API: empty means in-cluster, else the kubeconfig below (or ~/.kube/config).
-    api_url: str = ""
-    kubeconfig: Path | None = None
     request_timeout_s: float = 10.0
     bind: str = "127.0.0.1:9103"
 
@@ -191,8 +201,6 @@ class GovernanceSettings:
     budgets_snapshot_path: Path = Path(".state/budgets.json")
     energy_model_file: Path | None = None
     bind: str = "127.0.0.1:9104"
-    # kubeconfig for the pod watch; empty: the in-cluster service account.
-    kubeconfig: Path | None = None
     # How often budgets are recomputed and published (also after each recorded run).
     publish_interval_s: float = 30.0
     # A pod watch is re-established after this long (the server may end it sooner).
@@ -213,6 +221,23 @@ class GovernanceSettings:
 
 
 @dataclass(frozen=True)
+class KubeSettings:
+    """How every component reaches the Kubernetes API, by kubectl's rules (carbongate/kube.py).
+
+    Empty fields mean: ``$KUBECONFIG`` if set, else the in-cluster service
+    account, else ``~/.kube/config``. Every command that talks to a cluster
+    sets these with ``--kubeconfig`` and ``--context``.
+    """
+
+    # A kubeconfig file; empty: $KUBECONFIG, in-cluster, then ~/.kube/config.
+    kubeconfig: Path | None = None
+    # The kubeconfig context to use; empty: the file's current-context.
+    context: str = ""
+    # A plain URL without credentials (``kubectl proxy``, a local API double); wins over the rest.
+    api_url: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything, one section per component."""
 
@@ -222,12 +247,13 @@ class Settings:
     feed: FeedSettings = field(default_factory=FeedSettings)
     deferral: DeferralSettings = field(default_factory=DeferralSettings)
     governance: GovernanceSettings = field(default_factory=GovernanceSettings)
+    kube: KubeSettings = field(default_factory=KubeSettings)
 
 
 def load(
     *,
     environ: Mapping[str, str] | None = None,
-    config_file: Path | None = None,
+    config_file: Path | str | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Settings:
     """Build the settings from defaults, a TOML file, the environment and overrides.
@@ -240,7 +266,7 @@ def load(
         config_file = Path(env[ENV_PREFIX + "CONFIG"])
     layered: dict[str, dict[str, Any]] = {}
     if config_file is not None:
-        layered = _merge(layered, _read_toml(config_file))
+        layered = _merge(layered, _read_toml(Path(config_file)))
     layered = _merge(layered, _from_environment(env))
     if overrides:
         layered = _merge(layered, {k: dict(v) for k, v in overrides.items()})

@@ -5,7 +5,7 @@
 - :mod:`deferral.patches` — the JSON patches that release, guarded by ``test`` operations;
 - :mod:`deferral.watch`, :mod:`deferral.kube` — list and watch through the ``kubernetes`` client;
 - :mod:`deferral.controller` — the reconciler and its timer heap (:mod:`deferral.timers`);
-- :mod:`deferral.leader` — Lease election; :mod:`deferral.events`, :mod:`deferral.metrics`;
+- Lease election in :mod:`carbongate.leases`; :mod:`deferral.events`, :mod:`deferral.metrics`;
 - :mod:`deferral.service` — assembly from the settings (``python -m deferral``).
 
 Importing the package does nothing else. docs/deferral.md explains the guarantee.

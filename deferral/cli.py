@@ -1,4 +1,9 @@
-"""``carbongate release`` (run the controller) and ``carbongate deferred`` (what waits)."""
+"""``carbongate release`` (run the controller, or ``--all`` to let everything go) and
+``carbongate deferred`` (what waits).
+
+All three reach the cluster the same way as every carbongate command
+(``--kubeconfig``, ``--context``, ``--api-url``; :mod:`carbongate.kube`).
+"""
 
 from __future__ import annotations
 
@@ -8,52 +13,82 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from carbongate import kube as kube_config
 from carbongate import settings as settings_mod
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     run = subparsers.add_parser("release", parents=[common],
                                 help="run the deferral controller (releases gated pods and "
-                                     "suspended jobs)")
-    run.add_argument("--api-url", help="Kubernetes API URL (default: in-cluster or kubeconfig)")
+                                     "suspended jobs); --all releases everything at once",
+                                description="Run the deferral release controller, or with --all "
+                                            "release everything carbongate holds and exit.")
+    run.add_argument("--all", action="store_true", dest="release_all",
+                     help="release every workload carbongate holds now and exit (before an "
+                          "uninstall: docs/deploy.md)")
+    _cluster_arguments(run)
     run.set_defaults(handler=_release)
     listing = subparsers.add_parser("deferred", parents=[common],
                                     help="list the workloads carbongate holds, why and until when")
-    listing.add_argument("--api-url", help="Kubernetes API URL (default: in-cluster or kubeconfig)")
+    _cluster_arguments(listing)
     listing.add_argument("--json", action="store_true", help="print JSON rows")
     listing.set_defaults(handler=_deferred)
 
 
-def _settings(args: argparse.Namespace) -> settings_mod.Settings:
-    overrides = {"deferral": {"api_url": args.api_url}} if args.api_url else None
-    return settings_mod.load(config_file=args.config, overrides=overrides)
+def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    kube_config.add_arguments(parser)
+    parser.add_argument("--api-url", help="Kubernetes API URL without credentials "
+                                          "(kubectl proxy); wins over the kubeconfig")
+
+
+def settings(args: argparse.Namespace) -> settings_mod.Settings:
+    """The settings with the cluster flags applied (also ``python -m deferral``)."""
+    cluster = kube_config.overrides(args)
+    return settings_mod.load(config_file=args.config,
+                             overrides={"kube": cluster} if cluster else None)
 
 
 def _release(args: argparse.Namespace) -> int:
     from deferral import service
 
-    return service.serve_forever(_settings(args))
+    if args.release_all:
+        return _release_all(settings(args))
+    return service.serve_forever(settings(args))
+
+
+def _gateway(section: settings_mod.Settings) -> Any:
+    from deferral import kube
+
+    return kube.Gateway(api_client=kube_config.api_client(section.kube),
+                        request_timeout_s=section.deferral.request_timeout_s)
+
+
+def _release_all(loaded: settings_mod.Settings) -> int:
+    import socket
+
+    from deferral import events, kube, uninstall
+
+    try:
+        gateway = _gateway(loaded)
+        outcome = uninstall.release_all(
+            gateway, recorder=events.Recorder(gateway=gateway, instance=socket.gethostname()),
+            now=lambda: datetime.now(UTC),
+            default_duration_s=loaded.deferral.default_expected_duration_s)
+    except kube.API_ERRORS as error:
+        print(f"carbongate release --all: cannot read the cluster: {error}", file=sys.stderr)
+        return 1
+    print(uninstall.summary(outcome))
+    return 0 if outcome.ok else 1
 
 
 def _deferred(args: argparse.Namespace) -> int:
-    import kubernetes.config
-
     from deferral import kube, listing
 
+    loaded = settings(args)
     try:
-        settings = _settings(args)
-    except settings_mod.SettingsError as error:
-        print(f"carbongate deferred: {error}", file=sys.stderr)
-        return 2
-    section = settings.deferral
-    try:
-        client = kube.build_api_client(
-            api_url=section.api_url,
-            kubeconfig=str(section.kubeconfig) if section.kubeconfig else None)
-        gateway = kube.Gateway(api_client=client, request_timeout_s=section.request_timeout_s)
-        rows = listing.collect(gateway, now=datetime.now(UTC),
-                               default_duration_s=section.default_expected_duration_s)
-    except kube.API_ERRORS + (kubernetes.config.ConfigException,) as error:
+        rows = listing.collect(_gateway(loaded), now=datetime.now(UTC),
+                               default_duration_s=loaded.deferral.default_expected_duration_s)
+    except kube.API_ERRORS as error:
         print(f"carbongate deferred: cannot read the cluster: {error}", file=sys.stderr)
         return 1
     print(json.dumps(rows, indent=2) if args.json else listing.table(rows))

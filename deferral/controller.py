@@ -24,8 +24,9 @@ from typing import Any
 
 import kubernetes.client
 
+from carbongate import leases
 from deferral import clock as clock_mod
-from deferral import events, grid, kube, leader, patches, release, timers, watch, workloads
+from deferral import events, grid, kube, patches, release, timers, watch, workloads
 from deferral import metrics as metrics_mod
 from policy_engine import engine as engine_mod
 
@@ -76,7 +77,7 @@ class Controller:
         engine: engine_mod.PolicyEngine | None,
         grid_view: grid.GridView,
         clock: clock_mod.Clock,
-        elector: leader.Elector | None,
+        elector: leases.Elector | None,
         recorder: events.Recorder,
         metrics: metrics_mod.Metrics,
         config: ControllerConfig,

@@ -115,25 +115,3 @@ def _json(response: Any) -> JsonObject:
         response.release_conn()
     return document
 
-
-def build_api_client(*, api_url: str, kubeconfig: str | None) -> kubernetes.client.ApiClient:
-    """A client for ``api_url`` (no auth: local doubles, ``kubectl proxy``), else a
-    kubeconfig file, else the in-cluster service account, else ``~/.kube/config``.
-
-    Raises ``kubernetes.config.ConfigException`` when none of them is usable.
-    """
-    import kubernetes.config
-
-    if api_url:
-        return kubernetes.client.ApiClient(kubernetes.client.Configuration(host=api_url))
-    config: Any = kubernetes.config  # untyped module
-    if kubeconfig:
-        client: kubernetes.client.ApiClient = config.new_client_from_config(config_file=kubeconfig)
-        return client
-    configuration = kubernetes.client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)
-    except config.ConfigException:
-        fallback: kubernetes.client.ApiClient = config.new_client_from_config()
-        return fallback
-    return kubernetes.client.ApiClient(configuration)

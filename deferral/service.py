@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
-import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,10 +19,12 @@ from typing import Any
 import kubernetes.client
 import prometheus_client
 
+from carbongate import kube as kube_config
+from carbongate import leases
 from carbongate import settings as settings_mod
 from carbongate import unreviewed as unreviewed_mod
 from deferral import clock as clock_mod
-from deferral import controller, events, grid, kube, leader, unreviewed, watch
+from deferral import controller, events, grid, kube, unreviewed, watch
 from deferral import metrics as metrics_mod
 from policy_engine import engine as engine_mod
 
@@ -67,12 +67,12 @@ def start(
     """Build the controller and start its reconciler and watch threads."""
     section = settings.deferral
     gateway = kube.Gateway(api_client=api_client, request_timeout_s=section.request_timeout_s)
-    name = identity or section.identity or f"{socket.gethostname()}-{os.getpid()}"
-    elector = leader.Elector(
-        api=gateway.lease_api(), clock=clock,
-        config=leader.LeaseConfig(namespace=section.namespace, name=section.lease_name,
-                                  identity=name, lease_duration_s=section.lease_duration_s,
-                                  renew_interval_s=section.lease_renew_s))
+    lease = leases.lease_config(
+        section="deferral", namespace=section.namespace, name=section.lease_name,
+        identity=identity or section.identity, lease_duration_s=section.lease_duration_s,
+        lease_renew_s=section.lease_renew_s)
+    name = lease.identity
+    elector = leases.Elector(api=gateway.lease_api(), config=lease)
     reconciler = controller.Controller(
         gateway=gateway, engine=engine, clock=clock, elector=elector, metrics=metrics,
         grid_view=grid_view(settings, metrics=metrics),
@@ -147,6 +147,8 @@ def serve_forever(settings: settings_mod.Settings) -> int:
     """``python -m deferral`` / ``carbongate release``: run until SIGTERM or SIGINT."""
     from policy_engine import factory
 
+    # First: a cluster that cannot be reached by any rule is a clear error before anything starts.
+    api_client = kube_config.api_client(settings.kube)
     metrics = metrics_mod.Metrics()
     host, _, port = settings.deferral.bind.rpartition(":")
     prometheus_client.start_http_server(int(port), addr=host or "127.0.0.1",
@@ -159,9 +161,6 @@ def serve_forever(settings: settings_mod.Settings) -> int:
                   error)
         metrics.policy_failures.labels(kind="startup").inc()
         engine = None
-    api_client = kube.build_api_client(
-        api_url=settings.deferral.api_url,
-        kubeconfig=str(settings.deferral.kubeconfig) if settings.deferral.kubeconfig else None)
     running = start(settings, api_client=api_client, engine=engine,
                     clock=clock_mod.SystemClock(), metrics=metrics)
     done = threading.Event()

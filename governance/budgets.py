@@ -35,8 +35,8 @@ from typing import Any, Literal, Protocol, TypedDict
 
 import requests
 import yaml
-from kubernetes.client import exceptions as kube_errors
 
+from carbongate import configmaps
 from governance import periods, runs
 
 log = logging.getLogger(__name__)
@@ -227,21 +227,9 @@ CONFIGMAP_LABELS = {"app.kubernetes.io/name": "carbongate",
                     "app.kubernetes.io/managed-by": "carbongate-governance"}
 
 
-class ConfigMapApi(Protocol):
-    """The calls of ``kubernetes.client.CoreV1Api`` the ConfigMap sink makes (raw JSON)."""
-
-    @property
-    def read_namespaced_config_map(self) -> Callable[..., Any]: ...
-
-    @property
-    def create_namespaced_config_map(self) -> Callable[..., Any]: ...
-
-    @property
-    def replace_namespaced_config_map(self) -> Callable[..., Any]: ...
-
-
-class ConfigMapConflict(RuntimeError):
-    """Another writer kept changing the ConfigMap between our read and our write."""
+# Re-exported: what callers of this module name.
+ConfigMapApi = configmaps.ConfigMapApi
+ConfigMapConflict = configmaps.ConfigMapConflict
 
 
 @dataclass(frozen=True)
@@ -250,12 +238,11 @@ class ConfigMapSink:
 
     Every webhook pod has its own OPA (or embedded engine) and mounts this
     ConfigMap, so the kubelet delivers the document to all of them, however
-    many replicas there are. Written with optimistic concurrency: a replace
-    carries the ``resourceVersion`` just read, and a 409 (someone wrote in
-    between, or created it first) means read again and retry, a few times.
-    A document that differs only in ``generated_at`` is not written again:
-    each write makes the kubelet update the file in every webhook pod and
-    every pod push it into its OPA, for nothing.
+    many replicas there are. Written through :class:`carbongate.configmaps.ConfigMapKey`
+    (optimistic concurrency, a few retries on 409). A document that differs
+    only in ``generated_at`` is not written again: each write makes the
+    kubelet update the file in every webhook pod and every pod push it into
+    its OPA, for nothing.
     """
 
     api: ConfigMapApi
@@ -266,48 +253,11 @@ class ConfigMapSink:
     name: str = "configmap"
 
     def publish(self, doc: BudgetsDocument) -> None:
-        text = render(doc)
-        for _ in range(self.attempts):
-            current = self._read()
-            try:
-                if current is None:
-                    self._create(text)
-                elif not _same_budgets((current.get("data") or {}).get(CONFIGMAP_KEY), doc):
-                    current["data"] = {**(current.get("data") or {}), CONFIGMAP_KEY: text}
-                    self._replace(current)
-                return
-            except kube_errors.ApiException as error:
-                if error.status != 409:
-                    raise
-                log.debug("ConfigMap %s/%s changed under us; reading it again",
-                          self.namespace, self.config_map)
-        raise ConfigMapConflict(f"ConfigMap {self.namespace}/{self.config_map} still conflicted "
-                                f"after {self.attempts} attempts")
-
-    def _read(self) -> dict[str, Any] | None:
-        try:
-            response = self.api.read_namespaced_config_map(
-                self.config_map, self.namespace, _preload_content=False,
-                _request_timeout=self.timeout_s)
-        except kube_errors.ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        found: dict[str, Any] = json.loads(_body(response))
-        return found
-
-    def _create(self, text: str) -> None:
-        body = {"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": self.config_map, "namespace": self.namespace,
-                             "labels": dict(CONFIGMAP_LABELS)},
-                "data": {CONFIGMAP_KEY: text}}
-        _body(self.api.create_namespaced_config_map(
-            self.namespace, body, _preload_content=False, _request_timeout=self.timeout_s))
-
-    def _replace(self, current: dict[str, Any]) -> None:
-        _body(self.api.replace_namespaced_config_map(
-            self.config_map, self.namespace, current, _preload_content=False,
-            _request_timeout=self.timeout_s))
+        target = configmaps.ConfigMapKey(api=self.api, namespace=self.namespace,
+                                         name=self.config_map, key=CONFIGMAP_KEY,
+                                         labels=CONFIGMAP_LABELS, timeout_s=self.timeout_s,
+                                         attempts=self.attempts)
+        target.write(render(doc), same=lambda stored: _same_budgets(stored, doc))
 
 
 def _same_budgets(published: str | None, doc: BudgetsDocument) -> bool:
@@ -319,15 +269,6 @@ def _same_budgets(published: str | None, doc: BudgetsDocument) -> bool:
     if not isinstance(found, dict):
         return False
     return {**found, "generated_at": None} == {**doc, "generated_at": None}
-
-
-def _body(response: Any) -> bytes:
-    """A raw (``_preload_content=False``) response's body; its connection back to the pool."""
-    try:
-        data: bytes = response.data
-        return data
-    finally:
-        response.release_conn()
 
 
 @dataclass(frozen=True)

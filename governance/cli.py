@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from carbongate import kube
 from carbongate import settings as settings_mod
 
 
@@ -23,7 +24,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="run the governance service: record runs, publish budgets, serve /budgets")
     _database_flags(serve)
     serve.add_argument("--bind", help="host:port of /healthz, /metrics, /budgets")
-    serve.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: in-cluster)")
+    kube.add_arguments(serve)
     serve.set_defaults(handler=_serve)
 
     budget = subparsers.add_parser("budget", parents=[common], help="carbon budgets per team")
@@ -51,8 +52,11 @@ def _settings(args: argparse.Namespace, **extra: Any) -> settings_mod.Settings:
         governance["database_url"] = args.database_url
     if args.budgets:
         governance["budgets_file"] = args.budgets
-    return settings_mod.load(config_file=Path(args.config) if args.config else None,
-                             overrides={"governance": governance} if governance else None)
+    overrides: dict[str, dict[str, Any]] = {"governance": governance} if governance else {}
+    cluster = kube.overrides(args)
+    if cluster:
+        overrides["kube"] = cluster
+    return settings_mod.load(config_file=args.config, overrides=overrides or None)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -64,7 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
     from governance import ledger, service
 
     try:
-        settings = _settings(args, bind=args.bind, kubeconfig=args.kubeconfig)
+        settings = _settings(args, bind=args.bind)
         return service.run(settings)
     except (settings_mod.SettingsError, ledger.LedgerError) as error:
         print(f"carbongate governance: {error}", file=sys.stderr)

@@ -2,9 +2,13 @@
 
 One process, none of it in the admission path:
 
-* the election (``governance.leadership``): with ``governance.lease_name``
-  set, only the holder of that Lease runs the two loops below; a follower
-  waits and takes over once the leader's Lease expires;
+* the election (:mod:`carbongate.leases`): with ``governance.lease_name``
+  set, only the holder of that Lease runs the two loops below (a *term*); a
+  follower waits and takes over once the leader's Lease expires, and keeps
+  serving ``GET /budgets`` from the shared ledger meanwhile. A term ends
+  before anyone else can take over, and its per-team gauges are dropped so
+  only the leader exports them. Election is about doing the work once, not
+  correctness: the ledger is unique on the pod UID;
 * the collector (``governance.collector``) records finished pods;
 * the publisher, every ``publish_interval_s`` and soon after a run is
   recorded, archives the feed's grid snapshot into the ledger (so runs are
@@ -22,9 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,16 +40,14 @@ import prometheus_client as prom
 from flask.typing import ResponseReturnValue
 from werkzeug import serving
 
+from carbongate import kube, leases, unreviewed
 from carbongate import settings as settings_mod
-from carbongate import unreviewed
 from deferral import clock as clock_mod
-from deferral import leader
 from governance import (
     budgets,
     collector,
     energy,
     history,
-    leadership,
     ledger,
     metrics,
     periods,
@@ -226,35 +226,17 @@ def sinks(settings: settings_mod.Settings, *, core: budgets.ConfigMapApi | None 
     return found
 
 
-def kube_client(settings: settings_mod.GovernanceSettings) -> kubernetes.client.ApiClient:
-    """A client from the kubeconfig, else the in-cluster service account."""
-    from kubernetes import config
-
-    if settings.kubeconfig is not None:
-        api_client: kubernetes.client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(settings.kubeconfig))
-        return api_client
-    config.load_incluster_config()  # type: ignore[no-untyped-call]
-    return kubernetes.client.ApiClient()
-
-
 def candidate(settings: settings_mod.GovernanceSettings, *,
-              api_client: kubernetes.client.ApiClient, clock: clock_mod.Clock,
-              identity: str | None = None) -> leader.Elector | None:
+              api_client: kubernetes.client.ApiClient,
+              identity: str | None = None) -> leases.Elector | None:
     """The Lease elector, or None when ``lease_name`` is empty (no election)."""
     if not settings.lease_name:
         return None
-    config = leader.LeaseConfig(
-        namespace=settings.namespace, name=settings.lease_name,
-        identity=identity or settings.identity or f"{socket.gethostname()}-{os.getpid()}",
-        lease_duration_s=settings.lease_duration_s, renew_interval_s=settings.lease_renew_s)
-    if not 0 < config.renew_interval_s < config.renew_deadline_s:
-        raise settings_mod.SettingsError(
-            f"governance.lease_renew_s ({settings.lease_renew_s}) must be positive and shorter "
-            f"than two thirds of governance.lease_duration_s ({settings.lease_duration_s}), "
-            "or the leader would lose the Lease between two renewals")
-    return leader.Elector(api=kubernetes.client.CoordinationV1Api(api_client), config=config,
-                          clock=clock)
+    config = leases.lease_config(
+        section="governance", namespace=settings.namespace, name=settings.lease_name,
+        identity=identity or settings.identity, lease_duration_s=settings.lease_duration_s,
+        lease_renew_s=settings.lease_renew_s)
+    return leases.Elector(api=kubernetes.client.CoordinationV1Api(api_client), config=config)
 
 
 # --- running -----------------------------------------------------------------------------
@@ -305,7 +287,7 @@ class Running:
 
     service: Governance
     store: ledger.SqlLedger
-    leadership: leadership.Leadership
+    leadership: leases.Leadership
     collecting: Collecting
     thread: threading.Thread
     stop_event: threading.Event
@@ -328,7 +310,7 @@ def start(settings: settings_mod.Settings, *, api_client: kubernetes.client.ApiC
           identity: str | None = None) -> Running:
     """Build a replica from the settings and start its election loop."""
     section = settings.governance
-    elector = candidate(section, api_client=api_client, clock=clock, identity=identity)
+    elector = candidate(section, api_client=api_client, identity=identity)
     meters = meters or metrics.create()
     store = ledger.open_ledger(database_url(section))
     core = kubernetes.client.CoreV1Api(api_client)
@@ -353,8 +335,8 @@ def start(settings: settings_mod.Settings, *, api_client: kubernetes.client.ApiC
         if not leading:
             meters.forget_budgets()
 
-    elected = leadership.Leadership(candidate=elector, work=collecting, clock=clock,
-                                    on_change=changed)
+    elected = leases.Leadership(candidate=elector, work=collecting, clock=clock,
+                                name="governance", on_change=changed)
     stop = threading.Event()
     thread = threading.Thread(target=elected.run, args=(stop,), name="governance-election",
                               daemon=True)
@@ -366,7 +348,7 @@ def start(settings: settings_mod.Settings, *, api_client: kubernetes.client.ApiC
 def run(settings: settings_mod.Settings, *, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``): election, collector, publisher, HTTP server."""
     stop = stop or _stop_on_signals()
-    running = start(settings, api_client=kube_client(settings.governance),
+    running = start(settings, api_client=kube.api_client(settings.kube),
                     clock=clock_mod.SystemClock())
     server = _http_server(settings.governance.bind, create_app(
         service=running.service, ready=lambda: running.ready,

@@ -60,7 +60,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.policy_dir:
         overrides["engine"] = {"policy_dir": args.policy_dir}
     try:
-        settings = settings_mod.load(config_file=Path(args.config) if args.config else None, overrides=overrides)
+        settings = settings_mod.load(config_file=args.config, overrides=overrides)
         if args.workers < 1:
             raise run.SimulationError("--workers must be at least 1")
         options = run.Options(

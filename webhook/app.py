@@ -119,7 +119,11 @@ def _build_engine(settings: settings_mod.Settings, watch: bool) -> Any:
 
 def _namespace_reader(settings: settings_mod.Settings) -> state.NamespaceReader:
     if settings.webhook.namespace_labels_source == "api":
-        return state.kubernetes_namespace_reader(timeout_s=settings.webhook.decision_deadline_ms / 1000)
+        from carbongate import kube
+
+        return state.kubernetes_namespace_reader(
+            api_client=kube.api_client(settings.kube),
+            timeout_s=settings.webhook.decision_deadline_ms / 1000)
     if settings.webhook.namespace_labels_source == "file":
         if settings.webhook.namespace_labels_file is None:
             raise settings_mod.SettingsError(

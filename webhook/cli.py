@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from carbongate import kube
 from carbongate import settings as settings_mod
 
 
@@ -23,6 +24,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     serve.add_argument("--dev", action="store_true",
                        help="run the carbon feed over the bundled demo traces in the same server")
     serve.add_argument("--bind", help="host:port (default: webhook.bind)")
+    kube.add_arguments(serve)
     serve.set_defaults(handler=_serve)
 
     review = subparsers.add_parser("review", parents=[common],
@@ -43,7 +45,11 @@ def _serve(args: argparse.Namespace) -> int:
     """Run ``python -m webhook`` in a fresh interpreter (see webhook/__main__.py for why)."""
     argv = [sys.executable, "-m", "webhook"]
     if args.config:
-        argv += ["--config", args.config]
+        argv += ["--config", str(args.config)]
+    if args.kubeconfig:
+        argv += ["--kubeconfig", str(args.kubeconfig)]
+    if args.context:
+        argv += ["--context", args.context]
     if args.dev:
         argv.append("--dev")
     if args.bind:
@@ -58,7 +64,7 @@ def _review(args: argparse.Namespace) -> int:
     overrides: dict[str, dict[str, Any]] = {}
     if args.policy_dir:
         overrides["engine"] = {"policy_dir": args.policy_dir}
-    settings = settings_mod.load(config_file=Path(args.config) if args.config else None, overrides=overrides)
+    settings = settings_mod.load(config_file=args.config, overrides=overrides)
     try:
         labels = dict(_label(item) for item in args.namespace_label)
         now = _instant(args.now) if args.now else datetime.now(timezone.utc).replace(microsecond=0)

@@ -140,12 +140,15 @@ class NamespaceFileError(RuntimeError):
     """The namespace labels file cannot be read."""
 
 
-def kubernetes_namespace_reader(*, timeout_s: float) -> NamespaceReader:
-    """Read namespace labels with the in-cluster service account (RBAC: namespaces get)."""
-    from kubernetes import client, config
+def kubernetes_namespace_reader(*, api_client: Any, timeout_s: float) -> NamespaceReader:
+    """Read namespace labels through ``api_client`` (RBAC: namespaces get).
 
-    config.load_incluster_config()  # type: ignore[no-untyped-call]
-    api = client.CoreV1Api()
+    The client comes from :func:`carbongate.kube.api_client`: in-cluster in a
+    pod, the kubeconfig (and context) on a laptop.
+    """
+    from kubernetes import client
+
+    api = client.CoreV1Api(api_client)
 
     def read(namespace: str) -> Mapping[str, str]:
         found = api.read_namespace(namespace, _request_timeout=timeout_s)

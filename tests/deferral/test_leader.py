@@ -5,8 +5,8 @@ from __future__ import annotations
 import kubernetes.client
 import pytest
 
+from carbongate import leases
 from deferral import clock as clock_mod
-from deferral import leader
 from tests.deferral.conftest import START
 from tests.support import kube_api
 
@@ -19,10 +19,10 @@ def served():
         yield running
 
 
-def _elector(served, clock, identity: str, duration: int = 15) -> leader.Elector:
-    return leader.Elector(
-        api=kubernetes.client.CoordinationV1Api(served.api_client()), clock=clock,
-        config=leader.LeaseConfig(namespace=NAMESPACE, name=NAME, identity=identity,
+def _elector(served, clock, identity: str, duration: int = 15) -> leases.Elector:
+    return leases.Elector(
+        api=kubernetes.client.CoordinationV1Api(served.api_client()),
+        config=leases.LeaseConfig(namespace=NAMESPACE, name=NAME, identity=identity,
                                   lease_duration_s=duration, renew_interval_s=2))
 
 

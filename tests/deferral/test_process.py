@@ -34,7 +34,7 @@ def test_the_controller_process_releases_an_overdue_pod_and_stops_on_sigterm(tmp
                                            deadline=now + timedelta(hours=6)))
         environment = {
             **os.environ,
-            "CARBONGATE_DEFERRAL_API_URL": served.url,
+            "CARBONGATE_KUBE_API_URL": served.url,
             "CARBONGATE_DEFERRAL_BIND": f"127.0.0.1:{port}",
             "CARBONGATE_DEFERRAL_IDENTITY": "process-test",
             "CARBONGATE_DEFERRAL_WATCH_TIMEOUT_S": "2",

@@ -69,7 +69,7 @@ def test_entry_packages_come_from_the_container_commands(dev: list[dict[str, Any
 def test_governance_may_hold_a_lease_and_publish_a_config_map_and_nothing_more_in_its_namespace(
     dev: list[dict[str, Any]],
 ) -> None:
-    """The derivation sees the election (deferral.leader) and the ConfigMap sink's calls,
+    """The derivation sees the election (carbongate.leases) and the ConfigMap writer's calls,
     and none of the controller's pod and Job writes that module no longer drags in."""
     deployment = support.one(dev, "Deployment", "carbongate-governance")
     closure = kube_calls.module_closure(support.REPO, sorted(support.entry_packages(deployment)))
@@ -79,13 +79,15 @@ def test_governance_may_hold_a_lease_and_publish_a_config_map_and_nothing_more_i
             "core/configmaps:update"} <= needed
     assert not {p for p in needed if p.endswith(":patch") or p.startswith("core/events")}
     assert not [f for f in closure if f.parent.name == "deferral" and f.name not in (
-        "__init__.py", "leader.py", "clock.py")]
+        "__init__.py", "clock.py")]
 
 
 @pytest.mark.parametrize(("role_name", "resource", "own"), [
     ("carbongate-deferral-leader", "leases", "carbongate-deferral"),
     ("carbongate-governance-leader", "leases", "carbongate-governance"),
     ("carbongate-governance-budgets", "configmaps", "carbongate-budgets-published"),
+    ("carbongate-feed-leader", "leases", "carbongate-feed"),
+    ("carbongate-feed-readings", "configmaps", "carbongate-grid-readings"),
 ])
 def test_writes_are_granted_only_in_carbongate_namespace_and_only_on_its_own_object(
     dev: list[dict[str, Any]], role_name: str, resource: str, own: str,

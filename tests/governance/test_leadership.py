@@ -1,7 +1,7 @@
 """Two governance replicas, one Lease: only the holder collects and publishes.
 
 Each replica is the real service (``governance.service.start``): election
-through ``deferral.leader.Elector``, collector, publisher, ledger on one
+through ``carbongate.leases.Elector``, collector, publisher, ledger on one
 shared SQLite file, budgets to the snapshot file and the ConfigMap. The API
 server is the double of tests/support/kube_api.py; Lease time is a hand-moved
 clock. ``SteppedClock.step`` moves it by one renew interval and returns only
@@ -240,5 +240,4 @@ def test_without_a_lease_name_a_single_replica_always_collects(cluster: Cluster)
 def test_a_renew_interval_that_cannot_keep_the_lease_is_refused(cluster: Cluster) -> None:
     settings = cluster.settings("governance-a", lease_duration_s=15, lease_renew_s=10.0)
     with pytest.raises(settings_mod.SettingsError, match="governance.lease_renew_s"):
-        service_mod.candidate(settings.governance, api_client=cluster.kube.api_client(),
-                              clock=cluster.clock)
+        service_mod.candidate(settings.governance, api_client=cluster.kube.api_client())

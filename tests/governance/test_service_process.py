@@ -44,13 +44,7 @@ def kube() -> Iterator[kube_api.RunningKubeApi]:
 def write_config(directory: Path, *, database_url: str, kube_url: str, port: int,
                  traces: tuple[Path, ...] = (FIXTURES / "grid-GB.csv", FIXTURES / "grid-DE.csv"),
                  ) -> Path:
-    kubeconfig = directory / "kubeconfig.yaml"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: double\n"
-        f"clusters: [{{name: double, cluster: {{server: '{kube_url}'}}}}]\n"
-        "users: [{name: test, user: {}}]\n"
-        "contexts: [{name: double, context: {cluster: double, user: test}}]\n",
-        encoding="utf-8")
+    kubeconfig = kube_api.write_kubeconfig(directory / "kubeconfig.yaml", server=kube_url)
     budgets = directory / "budgets.yaml"
     budgets.write_text("teams:\n  ml: {limit_g: 16}\n  web: {limit_kg: 1}\n", encoding="utf-8")
     config = directory / "carbongate.toml"
@@ -63,9 +57,11 @@ snapshot_path = "{directory / 'grid-snapshot.json'}"
 [feed]
 trace_files = [{trace_list}]
 
+[kube]
+kubeconfig = "{kubeconfig}"
+
 [governance]
 database_url = "{database_url}"
-kubeconfig = "{kubeconfig}"
 bind = "127.0.0.1:{port}"
 budgets_file = "{budgets}"
 budgets_snapshot_path = "{directory / 'budgets.json'}"

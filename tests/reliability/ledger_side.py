@@ -32,6 +32,7 @@ from carbongate import settings as settings_mod
 from governance import ledger
 from tests.governance import conftest as governance_fixtures
 from tests.reliability import servers
+from tests.support import kube_api
 
 DEMO_GRID = settings_mod.DEMO_GRID_DIR
 finished_pod = governance_fixtures.finished_pod
@@ -144,19 +145,15 @@ def can_mount() -> bool:
 def governance_process(directory: Path, *, database_url: str, kube_url: str, port: int,
                        budgets_snapshot: Path, output: str = "file") -> servers.Process:
     """``python -m governance`` on the Kubernetes API double, the demo traces and ``database_url``."""
-    kubeconfig = directory / "kubeconfig.yaml"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: double\n"
-        f"clusters: [{{name: double, cluster: {{server: '{kube_url}'}}}}]\n"
-        "users: [{name: test, user: {}}]\n"
-        "contexts: [{name: double, context: {cluster: double, user: test}}]\n", encoding="utf-8")
+    kubeconfig = kube_api.write_kubeconfig(directory / "kubeconfig.yaml", server=kube_url)
     budgets = directory / "budgets.yaml"
     budgets.write_text("teams:\n  ml: {limit_kg: 100}\n", encoding="utf-8")
     config = servers.write_toml(directory / "governance.toml", {
         "grid": {"home_region": "GB", "snapshot_path": directory / "grid-snapshot.json"},
         # A whole year of demo traces, priced by time of year: runs end whenever the test runs.
         "feed": {"trace_files": [str(DEMO_GRID / "GB_2023_hourly.csv"), str(DEMO_GRID / "DE_2023_hourly.csv")]},
-        "governance": {"database_url": database_url, "kubeconfig": kubeconfig,
+        "kube": {"kubeconfig": kubeconfig},
+        "governance": {"database_url": database_url,
                        "bind": f"127.0.0.1:{port}", "budgets_file": budgets,
                        "budgets_snapshot_path": budgets_snapshot, "publish_interval_s": 0.5,
                        "watch_timeout_s": 5},

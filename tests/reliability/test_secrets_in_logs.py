@@ -174,14 +174,11 @@ def test_the_webhook_logs_no_opa_token_or_provider_credential(
 def test_governance_logs_no_database_password(found: Secrets, tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig.yaml"
     with kube_api.serve(kube_api.FakeKubeApi()) as kube:
-        kubeconfig.write_text(
-            "apiVersion: v1\nkind: Config\ncurrent-context: double\n"
-            f"clusters: [{{name: double, cluster: {{server: '{kube.url}'}}}}]\n"
-            "users: [{name: test, user: {}}]\n"
-            "contexts: [{name: double, context: {cluster: double, user: test}}]\n", encoding="utf-8")
-        config = servers.write_toml(tmp_path / "governance.toml", {"governance": {
-            "kubeconfig": kubeconfig, "bind": f"127.0.0.1:{webhook_server.free_port()}",
-            "budgets_snapshot_path": tmp_path / "budgets.json"}})
+        kube.write_kubeconfig(kubeconfig)
+        config = servers.write_toml(tmp_path / "governance.toml", {
+            "kube": {"kubeconfig": kubeconfig}, "governance": {
+                "bind": f"127.0.0.1:{webhook_server.free_port()}",
+                "budgets_snapshot_path": tmp_path / "budgets.json"}})
         closed_port = webhook_server.free_port()
         url = f"postgresql://carbongate:{found.db_password}@127.0.0.1:{closed_port}/ledger"
         governance = servers.Process(

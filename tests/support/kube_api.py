@@ -76,6 +76,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Literal
 
 import jsonpatch
@@ -925,11 +926,36 @@ class RunningKubeApi:
     url: str
     server: _Server
 
+    def write_kubeconfig(self, path: Path, *, context: str = "double",
+                         current: bool = True) -> Path:
+        """A kubeconfig pointing at this double: :func:`write_kubeconfig`."""
+        return write_kubeconfig(path, server=self.url, context=context, current=current)
+
     def api_client(self) -> kubernetes.client.ApiClient:
         """A real ``kubernetes`` client talking to this double (no auth, no TLS)."""
         configuration = kubernetes.client.Configuration(host=self.url)
         configuration.retries = False  # a failure must reach the code under test
         return kubernetes.client.ApiClient(configuration)
+
+
+def write_kubeconfig(path: Path, *, server: str, context: str = "double",
+                     current: bool = True) -> Path:
+    """A kubeconfig whose ``context`` points at ``server`` (what a laptop user has).
+
+    With ``current=False`` the file's current-context is another one, at a
+    port where nothing listens, so only ``--context`` reaches ``server``.
+    """
+    elsewhere = "http://127.0.0.1:9"  # the discard port: connection refused
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"current-context: {context if current else 'elsewhere'}\n"
+        f"clusters: [{{name: {context}, cluster: {{server: '{server}'}}}},"
+        f" {{name: elsewhere, cluster: {{server: '{elsewhere}'}}}}]\n"
+        "users: [{name: test, user: {}}]\n"
+        f"contexts: [{{name: {context}, context: {{cluster: {context}, user: test}}}},"
+        " {name: elsewhere, context: {cluster: elsewhere, user: test}}]\n",
+        encoding="utf-8")
+    return path
 
 
 @contextlib.contextmanager

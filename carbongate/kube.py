@@ -1,0 +1,106 @@
+"""The one way a carbongate process builds its Kubernetes API client.
+
+Every component that talks to a cluster (the webhook's namespace labels, the
+deferral controller, governance, the feed's leader election, ``carbongate
+deferred`` and ``release --all``) calls :func:`api_client` with the
+``[kube]`` settings, so ``--kubeconfig`` and ``--context`` mean the same
+everywhere and the fallback is the one Kubernetes controllers use
+(controller-runtime's ``GetConfig``), which is what kubectl users expect:
+
+1. ``kube.api_url``: a plain URL, no credentials (``kubectl proxy``, a local
+   API double);
+2. ``kube.kubeconfig`` (``--kubeconfig``), with ``kube.context``;
+3. ``$KUBECONFIG`` (one file or several joined by ``:``, as kubectl merges them);
+4. the in-cluster service account (a pod: ``KUBERNETES_SERVICE_HOST`` and the
+   mounted token), unless a context was named, which only a kubeconfig has;
+5. ``~/.kube/config``.
+
+Nothing is tried at import time; a configuration that cannot be used raises
+:class:`KubeConfigError` saying what was tried, so a command can print it
+instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+
+from carbongate import settings as settings_mod
+
+DEFAULT_KUBECONFIG = Path("~/.kube/config")
+
+
+class KubeConfigError(settings_mod.SettingsError):
+    """No usable way to reach the API server; the message lists what was tried."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--kubeconfig`` and ``--context``, the same on every command that talks to a cluster."""
+    parser.add_argument("--kubeconfig", type=Path,
+                        help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+    parser.add_argument("--context", help="kubeconfig context (default: its current-context)")
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``[kube]`` settings the flags of :func:`add_arguments` (and ``--api-url``) set."""
+    found = {"kubeconfig": getattr(args, "kubeconfig", None),
+             "context": getattr(args, "context", None),
+             "api_url": getattr(args, "api_url", None)}
+    return {key: value for key, value in found.items() if value}
+
+
+def api_client(section: settings_mod.KubeSettings, *,
+               environ: dict[str, str] | None = None) -> kubernetes.client.ApiClient:
+    """A client by the rules in the module docstring; :class:`KubeConfigError` when none fits."""
+    if section.api_url:
+        return kubernetes.client.ApiClient(kubernetes.client.Configuration(host=section.api_url))
+    context = section.context or None
+    if section.kubeconfig is not None:
+        return _from_kubeconfig(str(section.kubeconfig), context)
+    listed = settings_mod.environment_value("KUBECONFIG", environ=environ)
+    if listed:
+        return _from_kubeconfig(listed, context)
+    tried = []
+    if context is None:
+        configuration = _in_cluster(environ)
+        if configuration is not None:
+            return kubernetes.client.ApiClient(configuration)
+        tried.append("no in-cluster service account (KUBERNETES_SERVICE_HOST unset or no token)")
+    default = DEFAULT_KUBECONFIG.expanduser()
+    if default.is_file():
+        return _from_kubeconfig(str(default), context)
+    tried.append(f"no {default}")
+    raise KubeConfigError("cannot reach the Kubernetes API: " + "; ".join(tried)
+                          + "; pass --kubeconfig (and --context) or set [kube] in the settings")
+
+
+def _from_kubeconfig(files: str, context: str | None) -> kubernetes.client.ApiClient:
+    import kubernetes.config
+
+    config: Any = kubernetes.config  # untyped module
+    try:
+        client: kubernetes.client.ApiClient = config.new_client_from_config(
+            config_file=files, context=context)
+    except (config.ConfigException, OSError, ValueError) as error:
+        where = f"context {context!r} of " if context else ""
+        raise KubeConfigError(f"cannot use {where}kubeconfig {files}: {error}") from error
+    return client
+
+
+def _in_cluster(environ: dict[str, str] | None) -> kubernetes.client.Configuration | None:
+    """The service account's configuration, or None outside a pod."""
+    import kubernetes.config
+    from kubernetes.config import incluster_config
+
+    if not settings_mod.environment_value(incluster_config.SERVICE_HOST_ENV_NAME, environ=environ):
+        return None
+    configuration = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration)
+    except kubernetes.config.ConfigException:
+        return None
+    return configuration
