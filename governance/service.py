@@ -226,14 +226,26 @@ def sinks(settings: settings_mod.Settings, *, core: budgets.ConfigMapApi | None 
 
 
 def kube_client(settings: settings_mod.GovernanceSettings) -> kubernetes.client.ApiClient:
-    """A client from the kubeconfig, else the in-cluster service account."""
+    """A client from the kubeconfig, else the in-cluster service account.
+
+    Neither usable (started outside a cluster without ``--kubeconfig``, or a
+    kubeconfig that does not load) is a configuration mistake: a
+    ``SettingsError`` that says what to set, not the client's traceback.
+    """
     from kubernetes import config
 
-    if settings.kubeconfig is not None:
-        api_client: kubernetes.client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(settings.kubeconfig))
-        return api_client
-    config.load_incluster_config()  # type: ignore[no-untyped-call]
+    try:
+        if settings.kubeconfig is not None:
+            api_client: kubernetes.client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=str(settings.kubeconfig))
+            return api_client
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException as error:
+        where = (f"kubeconfig {settings.kubeconfig} does not load ({error})" if settings.kubeconfig
+                 else f"not running in a cluster ({error}) and no kubeconfig given")
+        raise settings_mod.SettingsError(
+            f"cannot reach the Kubernetes API: {where}; pass --kubeconfig FILE or set "
+            f"{settings_mod.ENV_PREFIX}GOVERNANCE_KUBECONFIG") from error
     return kubernetes.client.ApiClient()
 
 
