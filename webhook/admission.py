@@ -34,6 +34,10 @@ class DecisionError(RuntimeError):
     """The engine failed (a policy that is wrong but answers is ``decisions.problems``' to report)."""
 
 
+class DeadlinePassed(DecisionError):
+    """No engine was free before the request's deadline: the same as no decision in time."""
+
+
 @dataclass(frozen=True)
 class Knowledge:
     """What the worker knows at the moment of a request."""
@@ -81,7 +85,8 @@ def review(
         decision = decide(policy_input)
     except DecisionError as error:
         log.warning("admitting %s unchanged: %s", _describe(request), error)
-        return fail_open(request.uid, "engine-error", detail=str(error), policy_input=policy_input)
+        reason = "deadline" if isinstance(error, DeadlinePassed) else "engine-error"
+        return fail_open(request.uid, reason, detail=str(error), policy_input=policy_input)
     if decision is None:
         return Result(response=reviews.respond(request.uid), policy_input=policy_input)
     invalid = decisions.problems(decision)
