@@ -41,9 +41,9 @@ def problems(decision: Any) -> list[str]:
     if not isinstance(decision, Mapping):
         return [f"the decision is a {type(decision).__name__}, not an object"]
     found: list[str] = []
-    if decision.get("action") not in ACTIONS:
+    if not _one_of(decision.get("action"), ACTIONS):
         found.append(f"action {_show(decision.get('action'))} is not one of {sorted(ACTIONS)}")
-    if decision.get("mode", "enforce") not in MODES:
+    if not _one_of(decision.get("mode", "enforce"), MODES):
         found.append(f"mode {_show(decision.get('mode'))} is not one of {sorted(MODES)}")
     found += _string_list("warnings", decision.get("warnings"))
     if decision.get("message") is not None and not isinstance(decision.get("message"), str):
@@ -51,6 +51,11 @@ def problems(decision: Any) -> list[str]:
     found += _annotation_problems(decision.get("annotations"))
     found += _affinity_problems(decision.get("node_affinity"))
     return found
+
+
+def _one_of(value: Any, allowed: frozenset[str]) -> bool:
+    """``value in allowed`` for any JSON value (an object or array is unhashable)."""
+    return isinstance(value, str) and value in allowed
 
 
 def qualified_name(text: Any) -> bool:
