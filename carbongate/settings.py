@@ -79,6 +79,10 @@ class WebhookSettings:
     workers: int = 2
     threads: int = 8
     max_body_bytes: int = 3 * 1024 * 1024
+    # The whole request body must arrive within this long, or the request gets a 400
+    # and the connection is closed: a client that stops sending mid-body (or declares a
+    # chunk it never sends) must not hold a worker thread.
+    body_timeout_s: float = 5.0
     # A decision slower than this is abandoned: admitted unchanged (fail-open).
     decision_deadline_ms: int = 250
     # carbongate's own namespace: never mutated.

@@ -47,11 +47,16 @@ class PolicyEngine(Protocol):
         """True when policies are compiled and grid data is present."""
         ...
 
-    def evaluate(self, path: str, input: Mapping[str, Any]) -> Any | None:
+    def evaluate(self, path: str, input: Mapping[str, Any], *, wait_s: float | None = None) -> Any | None:
         """The document at ``data.<path>`` for this input; None when undefined.
 
+        ``wait_s`` bounds how long the caller waits in line for the engine
+        before evaluation starts (None: as long as it takes): a caller whose
+        answer is already given up must not queue behind busy engines.
+
         Raises :class:`policy_engine.errors.PolicyEvaluationError` when the
-        engine fails (runtime error in a policy, unreachable server, timeout).
+        engine fails (runtime error in a policy, unreachable server, timeout,
+        no engine free within ``wait_s``).
         """
         ...
 
