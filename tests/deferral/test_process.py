@@ -45,9 +45,10 @@ def test_the_controller_process_releases_an_overdue_pod_and_stops_on_sigterm(tmp
         try:
             eventually(lambda: not workloads.gates(served.api.get("Pod", "ml-team", "overdue")),
                        timeout_s=60)
-            metrics = eventually(lambda: _scrape(port), timeout_s=10)
-            assert ('carbongate_deferral_releases_total{kind="Pod",reason="window-open"} 1.0'
-                    in metrics)
+            # The counter moves just after the patch lands, so wait for it too.
+            released = 'carbongate_deferral_releases_total{kind="Pod",reason="window-open"} 1.0'
+            metrics = eventually(lambda: (text := _scrape(port)) and released in text and text,
+                                 timeout_s=10)
             assert "carbongate_deferral_deadline_misses_total 0.0" in metrics
         finally:
             process.send_signal(signal.SIGTERM)
