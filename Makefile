@@ -4,8 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CERTS  := .dev-certs
+# make deploy-dev / make manifests (docs/deploy.md); IMAGE=REGISTRY/carbongate@sha256:... pins a release.
+DEPLOY_DEV   ?= build/deploy-dev
+INSTALL_YAML ?= dist/install.yaml
+IMAGE        ?=
 
-.PHONY: run test soak bench lint image clean
+.PHONY: run test soak bench lint image deploy-dev manifests clean
 
 # The embedded OPA engine declares Python >= 3.14 but works on 3.11 through
 # ctypes, so it goes in first, on its own, with --ignore-requires-python.
@@ -46,6 +50,16 @@ lint: $(STAMP)
 
 image:
 	docker build -t carbongate:dev .
+
+## deploy-dev: a development install in one step: certificate, OPA tokens and the rendered
+## manifests in build/deploy-dev/; then `kubectl apply -f build/deploy-dev/install.yaml`
+deploy-dev: $(STAMP)
+	$(BIN)/python scripts/manifests.py dev --out $(DEPLOY_DEV)
+
+## manifests: the prod overlay as one file, dist/install.yaml, for `kubectl apply -f`
+## (needs kubectl only; IMAGE=REGISTRY/carbongate@sha256:DIGEST pins the image of a release)
+manifests:
+	$(PYTHON) scripts/manifests.py prod --out $(INSTALL_YAML) $(if $(IMAGE),--image $(IMAGE))
 
 clean:
 	rm -rf $(VENV) $(CERTS) .state build dist *.egg-info
