@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import sys
 from collections.abc import Sequence
+
+from carbongate import __version__
 
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
@@ -26,6 +29,17 @@ COMMAND_MODULES = (
 )
 
 
+# The embedded OPA engine's import name and distribution. It declares Python
+# >= 3.14, so pip installs it with carbongate there; on 3.11-3.13 it must be
+# installed on its own with --ignore-requires-python (it works there).
+ENGINE_MODULE = "opa_bindings"
+ENGINE_MISSING = (
+    "carbongate: the embedded OPA engine (opa-golib-python-bindings) is not installed. "
+    "pip installs it with carbongate on Python 3.14+; on 3.11-3.13 run "
+    "`pip install --ignore-requires-python opa-golib-python-bindings==0.4.4` (it works there)."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every component's subcommands."""
     common = argparse.ArgumentParser(add_help=False)
@@ -36,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Carbon-aware admission for Kubernetes.",
         parents=[common],
     )
+    parser.add_argument("--version", action="version", version=f"carbongate {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -48,9 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def version() -> str:
+    """The installed distribution's version (the wheel's metadata), else the source tree's."""
+    try:
+        return importlib.metadata.version("carbongate")
+    except importlib.metadata.PackageNotFoundError:
+        return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carbongate`` console script."""
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as error:
+        if error.name != ENGINE_MODULE:
+            raise
+        print(ENGINE_MISSING, file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
