@@ -107,6 +107,8 @@ def dev_kustomization(out: Path) -> dict[str, object]:
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "resources": [_relative(REPO / "deploy" / "overlays" / "dev", out)],
+        # The tokens Secret is renamed by content: old ones are pruned by this label.
+        "generatorOptions": {"labels": {"carbongate.io/generated": "true"}},
         "secretGenerator": [
             # A fixed name, the one cert-manager uses in prod, so the monitoring
             # kustomization works with either overlay. Never ca.key.

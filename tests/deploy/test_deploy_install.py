@@ -147,3 +147,22 @@ def test_generated_inputs_stay_out_of_git() -> None:
     ignored = subprocess.run(["git", "check-ignore", "build/deploy-dev/opa-tokens.env", "dist/install.yaml"],
                              cwd=support.REPO, capture_output=True, text=True, timeout=60, check=False)
     assert ignored.stdout.split() == ["build/deploy-dev/opa-tokens.env", "dist/install.yaml"]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_prune_selects_exactly_the_generated_objects(rendered: dict[str, list[dict[str, Any]]],
+                                                     overlay: str) -> None:
+    """`kubectl apply --prune -l carbongate.io/generated=true` (docs/deploy.md) removes the
+    ConfigMaps and Secrets a content change renamed, never anything carbongate or you made
+    by hand (governance's published budgets carry the part-of label, not this one)."""
+    renamed = {(o["kind"], o["metadata"]["name"]) for o in rendered[overlay]
+               if re.search(r"-[a-z0-9]{10}$", o["metadata"]["name"]) and o["kind"] in ("ConfigMap", "Secret")}
+    labelled = {(o["kind"], o["metadata"]["name"]) for o in rendered[overlay]
+                if (o["metadata"].get("labels") or {}).get("carbongate.io/generated") == "true"}
+    assert renamed and renamed <= labelled
+    assert {kind for kind, _ in labelled} <= {"ConfigMap", "Secret"}
+    command = re.search(r"kubectl apply -f (\S+) --prune -l carbongate\.io/generated=true"
+                        r"((?: --prune-allowlist=\S+)+)", PAGE)
+    assert command, "docs/deploy.md shows no prune command"
+    allowed = set(re.findall(r"--prune-allowlist=(\S+)", command.group(2)))
+    assert allowed == {"core/v1/ConfigMap", "core/v1/Secret"}
