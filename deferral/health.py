@@ -94,13 +94,8 @@ class Server:
 
     def __init__(self, *, bind: str, probes: Probes, registry: prometheus_client.CollectorRegistry) -> None:
         host, _, port = bind.rpartition(":")
-        routes: dict[str, Callable[[], tuple[int, bytes, str]]] = {
-            "/healthz": lambda: _json(probes.live()),
-            "/readyz": lambda: _json(probes.ready()),
-            "/metrics": lambda: (200, prometheus_client.generate_latest(registry),
-                                 prometheus_client.CONTENT_TYPE_LATEST),
-        }
-        self._server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), _handler(routes))
+        checks = {"/healthz": probes.live, "/readyz": probes.ready}
+        self._server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), _handler(checks, registry))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="deferral-http",
                                         daemon=True)
@@ -117,23 +112,33 @@ class Server:
         self._server.server_close()
 
 
-def _json(result: tuple[bool, dict[str, Any]]) -> tuple[int, bytes, str]:
-    ok, body = result
-    return (200 if ok else 503), json.dumps(body).encode(), "application/json"
+Check = Callable[[], tuple[bool, dict[str, Any]]]
 
 
-def _handler(routes: dict[str, Callable[[], tuple[int, bytes, str]]]) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler(checks: dict[str, Check],
+             registry: prometheus_client.CollectorRegistry) -> type[BaseHTTPRequestHandler]:
+    """prometheus_client's own handler for /metrics; the probes answer JSON; the rest is 404."""
+    metrics_handler: type[BaseHTTPRequestHandler] = prometheus_client.MetricsHandler.factory(registry)
+
+    class Handler(metrics_handler):  # type: ignore[misc, valid-type]
         def do_GET(self) -> None:
-            route = routes.get(self.path.split("?", 1)[0])
-            status, body, content_type = route() if route else (404, b"not found\n", "text/plain")
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                super().do_GET()
+            elif path in checks:
+                ok, body = checks[path]()
+                self._answer(200 if ok else 503, json.dumps(body).encode())
+            else:
+                self.send_error(404)
+
+        def _answer(self, status: int, payload: bytes) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(payload)
 
         def log_message(self, format: str, *args: Any) -> None:
-            log.debug("http: " + format, *args)
+            log.debug("deferral http: " + format, *args)
 
     return Handler
