@@ -10,6 +10,7 @@ The engine goes in as the Makefile puts it: by itself, with
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import shutil
 import subprocess
@@ -41,15 +42,23 @@ def _fresh_clone(target: Path) -> Path:
     return target
 
 
+def _setuptools_major() -> int:
+    try:
+        return int(importlib.metadata.version("setuptools").split(".")[0])
+    except importlib.metadata.PackageNotFoundError:
+        return 0
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The venv's bin directory, carbongate installed from its wheel."""
     root = tmp_path_factory.mktemp("wheel")
     clone = _fresh_clone(root / "clone")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    # The venv's pinned setuptools builds it (make installs it): no isolated build env to set up.
-    _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(root / "dist"), str(clone)],
-         cwd=root)
+    # The venv's pinned setuptools builds it (make installs it), which spares setting up an
+    # isolated build env; a venv made before that pin builds in isolation.
+    isolation = ["--no-build-isolation"] if _setuptools_major() >= 77 else []
+    _run([*pip, "wheel", "--no-deps", *isolation, "--wheel-dir", str(root / "dist"), str(clone)], cwd=root)
     (wheel,) = (root / "dist").glob("carbongate-*.whl")
     _run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], cwd=root, timeout=120)
     python = root / "venv" / "bin" / "python"
