@@ -52,14 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"carbongate {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    without_engine: list[str] = []
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as error:
+            if error.name == ENGINE_MODULE:  # --help, --version and the rest still work
+                without_engine.append(name.split(".")[0])
+                continue
             if error.name != name:  # a real import error inside the module
                 raise
             continue  # component not installed in this build
         module.register(subparsers, common)
+    if without_engine:
+        parser.epilog = f"{ENGINE_MISSING} Until then the commands of {', '.join(without_engine)} are missing."
     return parser
 
 
@@ -73,14 +79,13 @@ def version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carbongate`` console script."""
+    parser = build_parser()
     try:
-        parser = build_parser()
-    except ModuleNotFoundError as error:
-        if error.name != ENGINE_MODULE:
-            raise
-        print(ENGINE_MISSING, file=sys.stderr)
-        return 1
-    args = parser.parse_args(argv)
+        args = parser.parse_args(argv)
+    except SystemExit as exit:
+        if exit.code == 2 and parser.epilog and ENGINE_MISSING in parser.epilog:
+            print(parser.epilog, file=sys.stderr)  # the command asked for may be one of them
+        raise
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -95,13 +95,20 @@ def test_the_installed_wheel_says_its_version(installed: Path, tmp_path: Path) -
         f"carbongate {carbongate.__version__}"
 
 
-def test_without_the_embedded_engine_the_command_says_how_to_install_it(tmp_path: Path) -> None:
+def test_without_the_embedded_engine_help_works_and_says_how_to_install_it() -> None:
     """What a wheel installed by plain pip on Python 3.11-3.13 meets (the engine's
-    Requires-Python keeps pip from installing it there): a sentence, not a traceback."""
+    Requires-Python keeps pip from installing it there): help, and a sentence, not a traceback."""
+    install = "pip install --ignore-requires-python opa-golib-python-bindings==0.4.4"
+    helped = _without_engine(["--help"])
+    assert helped.returncode == 0 and install in " ".join(helped.stdout.split())
+    assert "certs" in helped.stdout  # commands that need no engine stay
+    refused = _without_engine(["policy", "test"])
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert install in refused.stderr
+
+
+def _without_engine(argv: list[str]) -> subprocess.CompletedProcess[str]:
     hidden = ("import sys; sys.modules['opa_bindings'] = None; "
-              "from carbongate import cli; sys.exit(cli.main(['--help']))")
-    done = subprocess.run([sys.executable, "-c", hidden], cwd=support.REPO, capture_output=True, text=True,
+              f"from carbongate import cli; sys.exit(cli.main({argv!r}))")
+    return subprocess.run([sys.executable, "-c", hidden], cwd=support.REPO, capture_output=True, text=True,
                           timeout=120, check=False)
-    assert done.returncode == 1
-    assert "Traceback" not in done.stderr
-    assert "pip install --ignore-requires-python opa-golib-python-bindings==0.4.4" in done.stderr
