@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from carbongate import settings as settings_mod
+
+from carbongate import __version__
 
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
@@ -28,6 +31,17 @@ COMMAND_MODULES = (
     "deferral.cli",         # release, deferred
     "governance.cli",       # governance, budget report
     "simulate.cli",         # simulate
+)
+
+
+# The embedded OPA engine's import name and distribution. It declares Python
+# >= 3.14, so pip installs it with carbongate there; on 3.11-3.13 it must be
+# installed on its own with --ignore-requires-python (it works there).
+ENGINE_MODULE = "opa_bindings"
+ENGINE_MISSING = (
+    "carbongate: the embedded OPA engine (opa-golib-python-bindings) is not installed. "
+    "pip installs it with carbongate on Python 3.14+; on 3.11-3.13 run "
+    "`pip install --ignore-requires-python opa-golib-python-bindings==0.4.4` (it works there)."
 )
 
 
@@ -46,15 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Carbon-aware admission for Kubernetes.",
         parents=[common],
     )
+    parser.add_argument("--version", action="version", version=f"carbongate {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    without_engine: list[str] = []
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as error:
+            if error.name == ENGINE_MODULE:  # --help, --version and the rest still work
+                without_engine.append(name.split(".")[0])
+                continue
             if error.name != name:  # a real import error inside the module
                 raise
             continue  # component not installed in this build
         module.register(subparsers, common)
+    if without_engine:
+        parser.epilog = f"{ENGINE_MISSING} Until then the commands of {', '.join(without_engine)} are missing."
     return parser
 
 
@@ -70,10 +91,23 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpar
     return args
 
 
+def version() -> str:
+    """The installed distribution's version (the wheel's metadata), else the source tree's."""
+    try:
+        return importlib.metadata.version("carbongate")
+    except importlib.metadata.PackageNotFoundError:
+        return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carbongate`` console script."""
     parser = build_parser()
-    args = parse(parser, argv)
+    try:
+        args = parse(parser, argv)
+    except SystemExit as exit:
+        if exit.code == 2 and parser.epilog and ENGINE_MISSING in parser.epilog:
+            print(parser.epilog, file=sys.stderr)  # the command asked for may be one of them
+        raise
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

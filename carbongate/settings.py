@@ -16,6 +16,7 @@ so a settings dump can be logged safely.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import os
 import tomllib
 import types
@@ -26,9 +27,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 ENV_PREFIX = "CARBONGATE_"
+# Where the packages are: the checkout in a development install, site-packages
+# in a wheel install. Shipped data is found through the packages themselves
+# (package data), never relative to a checkout.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_POLICY_DIR = PACKAGE_ROOT / "policies" / "rego"
-DEMO_GRID_DIR = PACKAGE_ROOT / "examples" / "grid"
+
+
+def _package_data(package: str, *parts: str) -> Path:
+    """A directory shipped inside ``package``: the wheel installs unzipped, so it is on disk."""
+    return Path(str(importlib.resources.files(package).joinpath(*parts)))
+
+
+# The Rego policies and their platform config (package ``policies``).
+DEFAULT_POLICY_DIR = _package_data("policies", "rego")
+# The demo grid traces (carbongate/demo_grid; examples/grid in a checkout
+# points there): what the feed replays, and ``carbongate review`` plans with,
+# when no providers or trace files are configured.
+DEMO_GRID_DIR = _package_data("carbongate", "demo_grid")
 
 EngineKind = Literal["embedded", "opa"]
 

@@ -96,6 +96,9 @@ class Controller:
         self._leading = False
         self._next_grid_check: datetime | None = None
         self.release_lease_on_exit = True
+        # Monotonic second of the last finished step, good or failed: the
+        # liveness probe's proof that the loop (and so the Lease) still turns.
+        self.last_step: float = clock_mod.monotonic()
 
     # -- the watcher's sink (called from watch threads) -------------------------
 
@@ -116,9 +119,15 @@ class Controller:
                 self._metrics.loop_errors.inc()
                 log.exception("reconciler step failed; continuing")
                 delay = self._config.retry_s
+            self.last_step = clock_mod.monotonic()
             self._clock.wait(self._inbox.wake, delay)
         if self._elector is not None and self.release_lease_on_exit:
             self._elector.release()
+
+    @property
+    def leading(self) -> bool:
+        """Whether this replica led at its last step (what /healthz reports)."""
+        return self._leading
 
     def wake(self) -> None:
         """End the current sleep (shutdown, or a test that changed the world)."""

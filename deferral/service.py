@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes.client
-import prometheus_client
 
 from carbongate import kube as kube_config
 from carbongate import leases
 from carbongate import settings as settings_mod
 from carbongate import unreviewed as unreviewed_mod
 from deferral import clock as clock_mod
-from deferral import controller, events, grid, kube, unreviewed, watch
+from deferral import controller, events, grid, health, kube, unreviewed, watch
 from deferral import metrics as metrics_mod
 from policy_engine import engine as engine_mod
 
@@ -150,9 +149,6 @@ def serve_forever(settings: settings_mod.Settings) -> int:
     # First: a cluster that cannot be reached by any rule is a clear error before anything starts.
     api_client = kube_config.api_client(settings.kube)
     metrics = metrics_mod.Metrics()
-    host, _, port = settings.deferral.bind.rpartition(":")
-    prometheus_client.start_http_server(int(port), addr=host or "127.0.0.1",
-                                        registry=metrics.registry)
     engine: engine_mod.PolicyEngine | None
     try:
         engine = factory.build(settings.engine, watch=True)
@@ -163,12 +159,18 @@ def serve_forever(settings: settings_mod.Settings) -> int:
         engine = None
     running = start(settings, api_client=api_client, engine=engine,
                     clock=clock_mod.SystemClock(), metrics=metrics)
+    server = health.Server(bind=settings.deferral.bind, registry=metrics.registry,
+                           probes=health.Probes(reconciler=running.controller, watchers=running.watchers,
+                                                limits=health.Limits.from_settings(settings.deferral)))
+    server.start()
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
-    log.info("deferral controller running; metrics on http://%s/metrics", settings.deferral.bind)
+    log.info("deferral controller running; /healthz, /readyz and /metrics on http://%s",
+             settings.deferral.bind)
     done.wait()
     running.stop()
+    server.stop()
     if engine is not None:
         engine.close()
     return 0

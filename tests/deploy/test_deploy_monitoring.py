@@ -226,6 +226,28 @@ def test_scrape_annotations_name_a_declared_port(rendered: Mapping[str, list[dic
         assert int(annotations["prometheus.io/port"]) in ports
 
 
+def test_the_webhook_pod_annotations_scrape_the_webhooks_own_metrics(
+    rendered: Mapping[str, list[dict[str, Any]]],
+) -> None:
+    """Annotation scraping names one port per pod: it must be the webhook's /metrics (HTTPS)."""
+    deployment = support.one(rendered["dev"], "Deployment", "carbongate-webhook")
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    webhook = support.container(deployment, "webhook")
+    (https,) = [p for p in webhook["ports"] if p["name"] == "https"]
+    assert int(annotations["prometheus.io/port"]) == https["containerPort"]
+    assert annotations["prometheus.io/scheme"] == "https"
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_kube_prometheus_stack_selects_the_monitor_and_the_rules(
+    rendered: Mapping[str, list[dict[str, Any]]],
+) -> None:
+    """Its Prometheus selects ServiceMonitors and PrometheusRules by `release: <Helm release>`."""
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        labels = support.one(rendered["monitoring"], kind, "carbongate")["metadata"]["labels"]
+        assert labels["release"] == "kube-prometheus-stack", kind
+
+
 def test_the_dashboard_ships_as_a_config_map_grafana_picks_up(
     rendered: Mapping[str, list[dict[str, Any]]],
 ) -> None:
