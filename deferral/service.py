@@ -23,7 +23,7 @@ import prometheus_client
 
 from carbongate import settings as settings_mod
 from deferral import clock as clock_mod
-from deferral import controller, events, grid, kube, leader, watch
+from deferral import controller, events, grid, interrupt, kube, leader, pausing, watch
 from deferral import metrics as metrics_mod
 from policy_engine import engine as engine_mod
 
@@ -99,7 +99,12 @@ def controller_config(section: settings_mod.DeferralSettings, *,
     return controller.ControllerConfig(
         default_duration_s=default_duration,
         lead_s=float(section.deadline_lead_s), recheck_s=float(section.recheck_s),
-        retry_s=section.retry_s)
+        retry_s=section.retry_s,
+        pausing=pausing.PausingConfig(
+            rules=interrupt.rules_of(platform or {}),
+            default_tier=str((platform or {}).get("default_tier") or "2"),
+            default_duration_s=default_duration, lead_s=float(section.deadline_lead_s),
+            recheck_s=float(section.recheck_s)))
 
 
 def watch_config(section: settings_mod.DeferralSettings) -> watch.WatchConfig:

@@ -36,6 +36,7 @@ REGION = PREFIX + "region"
 INTENSITY = PREFIX + "intensity"
 RELEASE_NOW = PREFIX + "release-now"
 DATA_GB = PREFIX + "data-gb"
+INTERRUPTIBLE = PREFIX + "interruptible"
 
 Kind = Literal["Pod", "Job"]
 KINDS: tuple[Kind, ...] = ("Pod", "Job")
@@ -85,11 +86,16 @@ def gates(pod: Mapping[str, Any]) -> list[str]:
 
 
 def is_waiting(kind: Kind, obj: Mapping[str, Any]) -> bool:
-    """Whether carbongate holds this object: our gate on a Pod, our suspension of a Job."""
+    """Whether carbongate holds this object: our gate on a Pod, our suspension of a Job.
+
+    Interruptible Jobs are not: ``deferral.interrupt`` and ``deferral.pausing``
+    decide their every start, the first one included.
+    """
     if kind == "Pod":
         return GATE in gates(obj)
     annotations = _strings(_mapping(obj.get("metadata")).get("annotations"))
-    return bool(_mapping(obj.get("spec")).get("suspend")) and annotations.get(DECISION) == "defer"
+    return (bool(_mapping(obj.get("spec")).get("suspend")) and annotations.get(DECISION) == "defer"
+            and annotations.get(INTERRUPTIBLE) != "true")
 
 
 def read(kind: Kind, obj: Mapping[str, Any], *, default_duration_s: int,
@@ -107,7 +113,7 @@ def read(kind: Kind, obj: Mapping[str, Any], *, default_duration_s: int,
     problems: list[str] = []
     not_before = _instant(annotations, NOT_BEFORE, problems)
     deadline = _instant(annotations, DEADLINE, problems)
-    duration = _duration(annotations, problems, default_duration_s)
+    duration = expected_duration(annotations, problems, default_duration_s)
     if deadline is not None:
         release_by = deadline - timedelta(seconds=duration)
     else:
@@ -139,7 +145,8 @@ def _instant(annotations: Mapping[str, str], key: str, problems: list[str]) -> d
         return None
 
 
-def _duration(annotations: Mapping[str, str], problems: list[str], default_s: int) -> int:
+def expected_duration(annotations: Mapping[str, str], problems: list[str], default_s: int) -> int:
+    """The expected-duration annotation in seconds; the default (and a problem) when unreadable."""
     text = annotations.get(EXPECTED_DURATION)
     if text is None:
         return default_s

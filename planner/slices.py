@@ -93,6 +93,13 @@ class Choice:
     overheads: int
 
 
+# DP state: (slices begun, inside a slice, minimum-slice debt in slots, slots chosen
+# capped at the most ever needed, whether the first slice was free of overhead),
+# mapped to (cost, sum of slot indexes for the tie-break, back pointer).
+_State = tuple[int, bool, int, int, bool]
+_Layer = dict[_State, tuple[float, int, tuple[_State, bool] | None]]
+
+
 def plan_slices(series: series_mod.Series | None, *, now: datetime, deadline: datetime,
                 progress: Progress, rules: SliceRules, step_s: int) -> SlicePlan | None:
     """The cleanest valid plan from ``now`` to ``deadline``; None when none fits.
@@ -128,21 +135,17 @@ def choose_slots(costs: Sequence[float], *, step_s: int, progress: Progress,
     most = math.ceil((work + (progress.pauses_left + 1) * rules.overhead_s) / step_s)
     full = math.ceil(rules.min_slice_s / step_s)
     first = math.ceil(max(rules.min_slice_s - progress.running_for_s, 0) / step_s)
-    # state: (slices begun, in a slice, min-slice debt, slots chosen capped at `most`,
-    #         whether the first slice was free of overhead) -> (cost, index sum, back pointer)
-    State = tuple[int, bool, int, int, bool]
-    layer: dict[State, tuple[float, int, tuple[State, bool] | None]] = {
-        (0, False, 0, 0, False): (0.0, 0, None)}
-    history: list[dict[State, tuple[float, int, tuple[State, bool] | None]]] = []
+    layer: _Layer = {(0, False, 0, 0, False): (0.0, 0, None)}
+    history: list[_Layer] = []
     for k, cost in enumerate(costs):
-        nxt: dict[State, tuple[float, int, tuple[State, bool] | None]] = {}
+        nxt: _Layer = {}
         for state, (total, order, _) in layer.items():
             begun, inside, debt, chosen, free = state
             must_run = k == 0 and progress.running and first > 0
             if not must_run:  # skip slot k: a slice ends here (a pause, unless it was the last)
                 _keep(nxt, (begun, False, debt, chosen, free), total, order, (state, False))
             if inside:
-                moved: State = (begun, True, max(debt - 1, 0), min(chosen + 1, most), free)
+                moved: _State = (begun, True, max(debt - 1, 0), min(chosen + 1, most), free)
             else:
                 continues = progress.running and k == 0
                 if begun >= _slices_allowed(progress, continued=free or continues) or debt > 0:
@@ -155,7 +158,7 @@ def choose_slots(costs: Sequence[float], *, step_s: int, progress: Progress,
             _keep(nxt, moved, total + cost, order + k, (state, True))
         history.append(layer)
         layer = nxt
-    best: tuple[float, int, State] | None = None
+    best: tuple[float, int, _State] | None = None
     for state, (total, order, _) in layer.items():
         begun, _inside, _debt, chosen, free = state
         overheads = begun - (1 if free else 0)
@@ -176,15 +179,14 @@ def _slices_allowed(progress: Progress, *, continued: bool) -> int:
     return progress.pauses_left + 1
 
 
-def _keep(layer: dict[tuple[int, bool, int, int, bool], tuple[float, int, object]],
-          state: tuple[int, bool, int, int, bool], total: float, order: int,
-          back: object) -> None:
+def _keep(layer: _Layer, state: _State, total: float, order: int,
+          back: tuple[_State, bool]) -> None:
     found = layer.get(state)
     if found is None or (total, order) < (found[0], found[1]):
         layer[state] = (total, order, back)
 
 
-def _trace(history: list[dict], last: dict, state: tuple[int, bool, int, int, bool]) -> list[int]:  # type: ignore[type-arg]
+def _trace(history: list[_Layer], last: _Layer, state: _State) -> list[int]:
     slots: list[int] = []
     layer = last
     for k in range(len(history) - 1, -1, -1):
