@@ -38,7 +38,8 @@ def _release(args: argparse.Namespace) -> int:
 def _deferred(args: argparse.Namespace) -> int:
     import kubernetes.config
 
-    from deferral import kube, listing
+    from deferral import kube, listing, service
+    from deferral import metrics as metrics_mod
 
     try:
         settings = _settings(args)
@@ -51,8 +52,12 @@ def _deferred(args: argparse.Namespace) -> int:
             api_url=section.api_url,
             kubeconfig=str(section.kubeconfig) if section.kubeconfig else None)
         gateway = kube.Gateway(api_client=client, request_timeout_s=section.request_timeout_s)
+        platform = service.platform_config(settings.engine.policy_dir)
+        config = service.controller_config(section, platform=platform)
         rows = listing.collect(gateway, now=datetime.now(UTC),
-                               default_duration_s=section.default_expected_duration_s)
+                               default_duration_s=config.default_duration_s,
+                               grid_view=service.grid_view(settings, metrics=metrics_mod.Metrics()),
+                               pausing_config=config.pausing)
     except kube.API_ERRORS + (kubernetes.config.ConfigException,) as error:
         print(f"carbongate deferred: cannot read the cluster: {error}", file=sys.stderr)
         return 1

@@ -117,7 +117,7 @@ def read(job: Mapping[str, Any], *, now: datetime, default_duration_s: int,
     return Interruptible(
         key=workloads.key_of("Job", job), uid=str(metadata.get("uid") or ""),
         resource_version=str(metadata.get("resourceVersion") or ""),
-        tier=_labels(job).get(workloads.TIER), annotations=notes, running=running,
+        tier=tier_of(job), annotations=notes, running=running,
         slice_start=started_at, run_s=run_s, slice_s=slice_s, pauses=pauses,
         expected_duration_s=duration, remaining_s=remaining, deadline=deadline,
         resume_by=resume_by, final=notes.get(STATE) == FINAL or now >= resume_by,
@@ -238,27 +238,15 @@ def parse_decision(answer: Any) -> Decision | None:
                     and not isinstance(g, bool) else None)
 
 
-def rules_of(config: Mapping[str, Any]) -> dict[str, slices.SliceRules]:
-    """Each tier's ``interruptible`` settings of the platform config (configcheck vets them)."""
-    found: dict[str, slices.SliceRules] = {}
-    for tier, values in (config.get("tiers") or {}).items():
-        settings = values.get("interruptible") if isinstance(values, Mapping) else None
-        if isinstance(settings, Mapping):
-            found[str(tier)] = slices.SliceRules(
-                min_slice_s=int(settings.get("min_slice_s", 3600)),
-                max_pauses=int(settings.get("max_pauses", 0)),
-                overhead_s=round(float(settings.get("pause_overhead_min", 0)) * 60))
-    return found
-
-
 def _notes(obj: Mapping[str, Any]) -> dict[str, str]:
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     return {str(k): str(v) for k, v in annotations.items() if isinstance(v, str)}
 
 
-def _labels(obj: Mapping[str, Any]) -> dict[str, str]:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return {str(k): str(v) for k, v in labels.items() if isinstance(v, str)}
+def tier_of(obj: Mapping[str, Any]) -> str | None:
+    """The ``carbongate.io/tier`` label, when there is one."""
+    value = ((obj.get("metadata") or {}).get("labels") or {}).get(workloads.TIER)
+    return value if isinstance(value, str) else None
 
 
 def _start_time(job: Mapping[str, Any]) -> datetime | None:

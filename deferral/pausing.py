@@ -74,18 +74,12 @@ class Pauser:
         return self._config.rules.get(tier or self._config.default_tier)
 
     def facts(self, raw: Mapping[str, Any], now: datetime) -> interrupt.Interruptible:
-        rules = self.rules_for(_tier(raw))
+        rules = self.rules_for(interrupt.tier_of(raw))
         return interrupt.read(raw, now=now, default_duration_s=self._config.default_duration_s,
                               rules=rules, lead_s=self._config.lead_s)
 
     def plan(self, job: interrupt.Interruptible, now: datetime) -> slices.SlicePlan | None:
-        """The Job's slice plan now (None: no tier rules, no forecast, or nothing fits)."""
-        rules = self.rules_for(job.tier)
-        if rules is None:
-            return None
-        return self._grid.slice_plan(self._grid.region_of(job.annotations), now=now,
-                                     deadline=job.deadline,
-                                     progress=interrupt.progress(job, rules), rules=rules)
+        return plan_for(job, grid_view=self._grid, rules=self.rules_for(job.tier), now=now)
 
     def reconcile(self, raw: dict[str, Any], now: datetime) -> Outcome:
         """Decide about one Job and write what the decision asks; raises API errors."""
@@ -190,18 +184,22 @@ class Pauser:
         return min(w for w in wakes if w > now)  # the re-check is always ahead
 
 
+def plan_for(job: interrupt.Interruptible, *, grid_view: grid.GridView,
+             rules: slices.SliceRules | None, now: datetime) -> slices.SlicePlan | None:
+    """The Job's slice plan now (None: no tier rules, no forecast, or nothing fits)."""
+    if rules is None:
+        return None
+    return grid_view.slice_plan(grid_view.region_of(job.annotations), now=now,
+                                deadline=job.deadline, progress=interrupt.progress(job, rules),
+                                rules=rules)
+
+
 def _suspension(raw: Mapping[str, Any], suspend: bool) -> list[patches.Operation]:
     """Set ``spec.suspend``, testing it was the opposite (absent counts as false)."""
     if "suspend" not in (raw.get("spec") or {}):
         return [{"op": "add", "path": "/spec/suspend", "value": suspend}]
     return [{"op": "test", "path": "/spec/suspend", "value": not suspend},
             {"op": "replace", "path": "/spec/suspend", "value": suspend}]
-
-
-def _tier(raw: Mapping[str, Any]) -> str | None:
-    labels = (raw.get("metadata") or {}).get("labels") or {}
-    value = labels.get(workloads.TIER)
-    return value if isinstance(value, str) else None
 
 
 def _time(text: Any) -> datetime | None:

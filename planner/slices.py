@@ -31,9 +31,10 @@ force in tests/planner/test_slices.py.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from planner import series as series_mod
 from planner import windows
@@ -46,6 +47,34 @@ class SliceRules:
     min_slice_s: int
     max_pauses: int
     overhead_s: int
+
+
+def rules_from_config(config: Mapping[str, Any]) -> dict[str, SliceRules]:
+    """Each tier's ``interruptible`` settings of the platform config (configcheck vets them)."""
+    found: dict[str, SliceRules] = {}
+    for tier, values in (config.get("tiers") or {}).items():
+        settings = values.get("interruptible") if isinstance(values, Mapping) else None
+        if isinstance(settings, Mapping):
+            found[str(tier)] = SliceRules(
+                min_slice_s=int(settings.get("min_slice_s", 3600)),
+                max_pauses=int(settings.get("max_pauses", 0)),
+                overhead_s=round(float(settings.get("pause_overhead_min", 0)) * 60))
+    return found
+
+
+def describe(plan: SlicePlan | None) -> str:
+    """``11-23T00:00Z+3h15m, ...``: a plan in a table cell or a review."""
+    if plan is None:
+        return "no plan (no forecast, or the work no longer fits: runs to the end)"
+    if not plan.slices:
+        return "no work left"
+    return ", ".join(f"{s.start:%m-%dT%H:%MZ}+{_span(s.end - s.start)}" for s in plan.slices)
+
+
+def _span(length: timedelta) -> str:
+    minutes = int(length.total_seconds() // 60)
+    hours, rest = divmod(minutes, 60)
+    return f"{hours}h{rest:02d}m" if hours else f"{rest}m"
 
 
 @dataclass(frozen=True, slots=True)

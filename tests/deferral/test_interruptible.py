@@ -23,11 +23,13 @@ from typing import Any
 
 import pytest
 
-from deferral import interrupt, workloads
+from deferral import interrupt, listing, service, workloads
+from deferral import kube as kube_mod
+from deferral import metrics as metrics_mod
 from deferral.clock import ManualClock
 from policy_engine import opa_server
 from tests.deferral import builders, grid_files
-from tests.deferral.conftest import START, Cluster, Replica
+from tests.deferral.conftest import START, Cluster, Replica, settings_for_test
 from tests.support import kube_api
 from tests.support.waiting import eventually
 
@@ -210,3 +212,22 @@ def test_active_deadline_counts_from_each_resume(cluster, release_engine) -> Non
     eventually(lambda: not suspended(cluster))
     at(cluster, MIDNIGHT + timedelta(hours=1))
     assert cluster.kube.api.enforce_active_deadlines() == []  # 13 h after the first start
+
+
+def test_carbongate_deferred_shows_the_plan_of_slices(cluster, release_engine) -> None:
+    replica = start(cluster, release_engine, train=running_job())
+    pause_at_one(cluster, replica)
+    settings = settings_for_test(snapshot_path=cluster.snapshot_path, policy_dir=cluster.policy_dir)
+    platform = service.platform_config(cluster.policy_dir)
+    config = service.controller_config(settings.deferral, platform=platform)
+    gateway = kube_mod.Gateway(api_client=cluster.kube.api_client())
+    rows = listing.collect(gateway, now=START + timedelta(hours=1),
+                           default_duration_s=config.default_duration_s,
+                           grid_view=service.grid_view(settings, metrics=metrics_mod.Metrics()),
+                           pausing_config=config.pausing)
+    (row,) = rows
+    assert row["reason"] == "interruptible, paused, 1 pause(s), 180m of work left"
+    assert row["release_by"] == workloads.format_time(RESUME_BY)
+    assert row["slices"] == [{"start": "2023-11-23T00:00:00Z", "end": "2023-11-23T03:15:00Z",
+                              "mean_g_per_kwh": "92"}]
+    assert "11-23T00:00Z+3h15m" in listing.table(rows)
