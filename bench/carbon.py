@@ -176,7 +176,7 @@ def _interruptible(files: Mapping[str, Path], args: argparse.Namespace) -> list[
     with tempfile.TemporaryDirectory() as scratch:
         for label, path in files.items():
             jobs = Path(scratch) / f"{label}.csv"
-            workload_mod.write_csv(_long_jobs(args.interruptible_jobs, seed=args.seed), jobs)
+            workload_mod.write_csv(_long_jobs(args.interruptible_jobs, seed=args.seed, zone=REGIONS[label][0]), jobs)
             result = run.simulate(run.Options(
                 grid=(path,), workload=jobs, forecast=forecasts.parse_spec("perfect"), horizon_h=48,
                 policy_dir=settings_mod.DEFAULT_POLICY_DIR, seed=args.seed, workers=1,
@@ -191,7 +191,7 @@ def _interruptible(files: Mapping[str, Path], args: argparse.Namespace) -> list[
     return rows
 
 
-def _long_jobs(count: int, *, seed: int) -> list[workload_mod.Job]:
+def _long_jobs(count: int, *, seed: int, zone: str) -> list[workload_mod.Job]:
     """Tier-3 interruptible jobs of 8 to 24 h with 48 h of slack, submitted over 2023."""
     rng = np.random.default_rng(seed)
     first = datetime(2023, 1, 2, tzinfo=UTC).timestamp()
@@ -199,7 +199,7 @@ def _long_jobs(count: int, *, seed: int) -> list[workload_mod.Job]:
     return sorted((workload_mod.Job(
         job_id=f"long-{i}", submit_time=datetime.fromtimestamp(float(rng.uniform(first, last)) // 60 * 60, UTC),
         tier="3", team="ml", cpu=8.0, memory_gb=32.0, duration_h=float(rng.integers(8, 25)), max_delay_h=48.0,
-        regions=("GB",), data_gb=0.0, interruptible=True) for i in range(count)), key=lambda j: j.submit_time)
+        regions=(zone,), data_gb=0.0, interruptible=True) for i in range(count)), key=lambda j: j.submit_time)
 
 
 def _interruptible_section(rows: list[tuple[str, run.Result]], args: argparse.Namespace) -> str:

@@ -74,15 +74,21 @@ class Replayer:
     def rules(self, job: workload_mod.Job) -> slices.SliceRules | None:
         return self._rules.get(job.tier or self._default_tier)
 
-    def run(self, job: workload_mod.Job, *, region: str, deferred: bool) -> Run:
-        """Replay one job from its submission; ``deferred``: admission suspended it."""
+    def run(self, job: workload_mod.Job, *, region: str, deferred: bool,
+            deadline_s: float | None) -> Run:
+        """Replay one job from its submission; ``deferred``: admission suspended it.
+
+        ``deadline_s`` is the ``carbongate.io/deadline`` admission wrote; without
+        one (a job admitted at once) the controller never pauses it, and neither
+        does the replay.
+        """
         state = _State(running=not deferred, slice_start=None if deferred else job.submit_s)
         segments: list[tuple[float, float]] = []
         reasons: list[str] = []
         now_s, decisions = job.submit_s, 0
         rules = self.rules(job)
         while True:
-            facts = interrupt.read(self._object(job, state, region, now_s), now=_at(now_s),
+            facts = interrupt.read(self._object(job, state, region, deadline_s), now=_at(now_s),
                                    default_duration_s=self._default_duration_s, rules=rules,
                                    lead_s=self._lead_s)
             if state.running and facts.remaining_s <= 0:
@@ -111,13 +117,14 @@ class Replayer:
     # -- the controller's view ------------------------------------------------------
 
     def _object(self, job: workload_mod.Job, state: _State, region: str,
-                now_s: float) -> dict[str, Any]:
+                deadline_s: float | None) -> dict[str, Any]:
         """The Job as the API would show it: annotations of earlier pauses, startTime."""
         obj = workload_mod.kubernetes_job(job)
         notes = obj["metadata"]["annotations"]
         notes.update({workloads.DECISION: "defer", workloads.REGION: region,
-                      workloads.DEADLINE: timefmt.format_time(_at(job.deadline_s)),
                       interrupt.RUN_SECONDS: str(state.run_s), interrupt.PAUSES: str(state.pauses)})
+        if deadline_s is not None:
+            notes[workloads.DEADLINE] = timefmt.format_time(_at(deadline_s))
         if state.final:
             notes[interrupt.STATE] = interrupt.FINAL
         obj["spec"]["suspend"] = not state.running

@@ -185,7 +185,8 @@ def _interrupted(options: Options, table: placements.Table, truths: Mapping[str,
             job, outcome = table.jobs[i], outcomes[i]
             rate = float(table.energy_kwh[i]) / job.duration_s
             truth = truths[outcome.region]
-            ran = replayer.run(job, region=outcome.region, deferred=outcome.action == "defer")
+            ran = replayer.run(job, region=outcome.region, deferred=outcome.action == "defer",
+                               deadline_s=outcome.deadline_s)
             misses += ran.finished_s > job.deadline_s + 1e-6
             pauses, decisions = pauses + ran.pauses, decisions + ran.decisions
             ways["interruptible"].append(interruptible.emissions_g(ran.segments, truth, kwh_per_s=rate))

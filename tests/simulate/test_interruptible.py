@@ -47,18 +47,18 @@ def test_an_interruptible_job_saves_beside_the_oracle_and_keeps_its_deadline(tmp
 
 
 def test_a_running_job_is_paused_through_the_dirty_hours(tmp_path: Path) -> None:
-    """A trace that is clean, dirty, then clean again: the job runs, pauses, resumes."""
+    """A trace that is dirty, clean, dirty, then clean again: the job starts, pauses, resumes."""
     job = workload_mod.parse_csv(HEADER + "\nj,2023-05-01T00:00:00Z,3,ml,1,1,6,8,GB,0,true\n")[0]
-    values = [50] * 4 + [500] * 4 + [60] * 4 + [500] * 60
+    values = [900] + [50] * 4 + [500] * 4 + [60] * 4 + [500] * 60
     trace = write_trace(tmp_path / "gb.csv", "GB", job.submit_time, values)
     jobs = _workload(tmp_path, ["j,2023-05-01T00:00:00Z,3,ml,1,1,6,8,GB,0,true"])
     result = run.simulate(options([trace], workload=jobs))
     (outcome,) = result.outcomes
     found = result.interrupted
     assert found is not None and found.deadline_misses == 0
-    # By start time the best 6-hour window starts now (two dirty hours in it); interrupted,
-    # it runs 00:00-04:00, pauses through the dirty hours, runs 08:00-10:15 (15 min restart).
-    assert outcome.start_s == job.submit_s
+    # By start time the best 6-hour window starts at 01:00 (two dirty hours in it); interrupted,
+    # it runs 01:00-05:00, pauses through the dirty hours, runs 09:00-11:15 (15 min restart).
+    assert (outcome.action, outcome.start_s) == ("defer", job.submit_s + 3600)
     assert found.pauses == 1
     rate = float(result.table.energy_kwh[0]) / job.duration_s
     assert float(found.ways["interruptible"].sum()) == pytest.approx(rate * 3600 * (4 * 50 + 2.25 * 60))
@@ -86,3 +86,16 @@ def test_the_interruptible_column_is_optional_and_checked() -> None:
     assert workload_mod.kubernetes_job(flagged[0])["metadata"]["annotations"]["carbongate.io/interruptible"] == "true"
     with pytest.raises(workload_mod.WorkloadError, match="interruptible 'maybe' is not true or false"):
         workload_mod.parse_csv(HEADER + "\nj,2023-05-01T00:00:00Z,3,ml,1,1,3,5,GB,0,maybe\n")
+
+
+def test_a_job_admitted_at_once_has_no_deadline_and_is_not_paused(tmp_path: Path) -> None:
+    """As in a cluster: admission writes carbongate.io/deadline only when it defers."""
+    values = [50] * 4 + [500] * 4 + [60] * 4 + [500] * 60
+    job = workload_mod.parse_csv(HEADER + "\nj,2023-05-01T00:00:00Z,3,ml,1,1,6,8,GB,0,true\n")[0]
+    trace = write_trace(tmp_path / "gb.csv", "GB", job.submit_time, values)
+    result = run.simulate(options([trace], workload=_workload(tmp_path, [
+        "j,2023-05-01T00:00:00Z,3,ml,1,1,6,8,GB,0,true"])))
+    found = result.interrupted
+    assert found is not None and result.outcomes[0].action == "admit"
+    assert found.pauses == 0
+    assert float(found.ways["interruptible"].sum()) == pytest.approx(float(found.ways["start_time"].sum()))
