@@ -229,7 +229,7 @@ def _interruptible_section(rows: list[tuple[str, run.Result]], args: argparse.Na
     lines += ["", "Savings are against running each job at submission. Both carbongate ways wait at most the "
               "shipped tier-3 cap of 24 h (`tiers.3.max_delay_s`) while the oracles use the full 48 h, and a job "
               "that admission runs at once gets no `carbongate.io/deadline` from the shipped policies and is never "
-              "paused (all of PJM and ZA here): the gap to the slice oracle is mostly those two. The replay of "
+              "paused (no job paused in PJM or ZA). The replay of "
               "one region, as "
               "`carbongate simulate` prints it:", "", "```", *report.interrupted_text(rows[0][1].interrupted)[1:],
               "```", ""]
