@@ -229,11 +229,16 @@ def _interruptible_section(rows: list[tuple[str, run.Result]], args: argparse.Na
     lines += ["", "Savings are against running each job at submission. Both carbongate ways wait at most the "
               "shipped tier-3 cap of 24 h (`tiers.3.max_delay_s`) while the oracles use the full 48 h, and a job "
               "that admission runs at once gets no `carbongate.io/deadline` from the shipped policies and is never "
-              "paused (no job paused in PJM or ZA). The replay of "
-              "one region, as "
-              "`carbongate simulate` prints it:", "", "```", *report.interrupted_text(rows[0][1].interrupted)[1:],
+              f"paused{_unpaused(rows)}. The replay of one region, as `carbongate simulate` prints it:", "",
+              "```", *report.interrupted_text(rows[0][1].interrupted)[1:],
               "```", ""]
     return "\n".join(lines)
+
+
+def _unpaused(rows: list[tuple[str, run.Result]]) -> str:
+    """`` (no job paused in PJM or ZA)`` for the regions where none did, else nothing."""
+    none = [label for label, result in rows if result.interrupted is not None and result.interrupted.pauses == 0]
+    return f" (no job paused in {' or '.join(none)})" if none else ""
 
 
 def _replace_section(text: str, section: str) -> str:
