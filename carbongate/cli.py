@@ -18,9 +18,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from carbongate import settings as settings_mod
-
 from carbongate import __version__
+from carbongate import settings as settings_mod
 
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES = (

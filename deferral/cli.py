@@ -82,12 +82,17 @@ def _release_all(loaded: settings_mod.Settings) -> int:
 
 
 def _deferred(args: argparse.Namespace) -> int:
-    from deferral import kube, listing
+    from deferral import kube, listing, service
+    from deferral import metrics as metrics_mod
 
     loaded = settings(args)
     try:
+        platform = service.platform_config(loaded.engine.policy_dir)
+        config = service.controller_config(loaded.deferral, platform=platform)
         rows = listing.collect(_gateway(loaded), now=datetime.now(UTC),
-                               default_duration_s=loaded.deferral.default_expected_duration_s)
+                               default_duration_s=config.default_duration_s,
+                               grid_view=service.grid_view(loaded, metrics=metrics_mod.Metrics()),
+                               pausing_config=config.pausing)
     except kube.API_ERRORS as error:
         print(f"carbongate deferred: cannot read the cluster: {error}", file=sys.stderr)
         return 1

@@ -23,8 +23,9 @@ from carbongate import leases
 from carbongate import settings as settings_mod
 from carbongate import unreviewed as unreviewed_mod
 from deferral import clock as clock_mod
-from deferral import controller, events, grid, health, kube, unreviewed, watch
+from deferral import controller, events, grid, health, kube, pausing, unreviewed, watch
 from deferral import metrics as metrics_mod
+from planner import slices
 from policy_engine import engine as engine_mod
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,12 @@ def controller_config(section: settings_mod.DeferralSettings, *,
     return controller.ControllerConfig(
         default_duration_s=default_duration,
         lead_s=float(section.deadline_lead_s), recheck_s=float(section.recheck_s),
-        retry_s=section.retry_s)
+        retry_s=section.retry_s,
+        pausing=pausing.PausingConfig(
+            rules=slices.rules_from_config(platform or {}),
+            default_tier=str((platform or {}).get("default_tier") or "2"),
+            default_duration_s=default_duration, lead_s=float(section.deadline_lead_s),
+            recheck_s=float(section.recheck_s)))
 
 
 def watch_config(section: settings_mod.DeferralSettings) -> watch.WatchConfig:

@@ -25,7 +25,8 @@ from policy_engine import errors
 # Documents the engines evaluate; compiled policies are probed on these.
 ADMISSION_DECISION: Final = "carbongate/admission/decision"
 RELEASE_DECISION: Final = "carbongate/release/decision"
-ENTRY_POINTS: Final = (ADMISSION_DECISION, RELEASE_DECISION)
+INTERRUPT_DECISION: Final = "carbongate/interrupt/decision"
+ENTRY_POINTS: Final = (ADMISSION_DECISION, RELEASE_DECISION, INTERRUPT_DECISION)
 
 # Every data document carbongate writes lives under data.carbongate.<root>.
 DATA_PREFIX: Final = "carbongate"

@@ -69,6 +69,7 @@ class Outcome:
     release_reason: str | None  # for a deferred job: window-open, clean-now, deadline, ...
     release_decisions: int      # how often the release path was asked
     replans: int
+    deadline_s: float | None = None  # the carbongate.io/deadline admission wrote (deferred jobs)
 
 
 @dataclass
@@ -205,7 +206,8 @@ class Replay:
         if decision.release:
             region = decision.region or _region(held.raw, held.job)
             outcomes[index] = Outcome(now.timestamp(), region, held.action, held.reason,
-                                      decision.reason, held.decisions, held.replans)
+                                      decision.reason, held.decisions, held.replans,
+                                      deadline_s=_deadline_s(held.deferred))
             del waiting[index]
             due.cancel(index)
             return
@@ -280,6 +282,10 @@ def _next_issue(last: float) -> float:
     if last == float("-inf"):
         return last
     return forecasts_mod.issue_time(last) + forecasts_mod.ISSUE_INTERVAL_S
+
+
+def _deadline_s(deferred: workloads.Deferred) -> float | None:
+    return None if deferred.deadline is None else deferred.deadline.timestamp()
 
 
 def _region(obj: Mapping[str, Any], job: workload_mod.Job) -> str:

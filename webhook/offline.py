@@ -2,7 +2,9 @@
 
 The grid comes from trace files with a perfect forecast (the trace itself from
 ``now`` on); the policies from a directory; the decision from the same
-``admission.review`` the webhook runs. Nothing is recorded.
+``admission.review`` the webhook runs. Nothing is recorded. For a Job
+annotated ``carbongate.io/interruptible: "true"`` it also shows the plan of
+slices the deferral controller would follow (``planner.slices``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from carbongate import settings as settings_mod
-from planner import snapshot
+from carbongate import timefmt
+from planner import slices, snapshot
 from webhook import admission, reviews, state
 
 
@@ -33,6 +36,8 @@ class Outcome:
     now: datetime
     home_region: str
     policy_version: str
+    slice_plan: slices.SlicePlan | None = None
+    interruptible: bool = False
 
     def as_json(self) -> dict[str, Any]:
         response = self.result.response["response"]
@@ -47,6 +52,7 @@ class Outcome:
             "patch": self.result.patch,
             "warnings": response.get("warnings", []),
             "fail_open": self.result.fail_open,
+            "slice_plan": None if not self.interruptible else _slices_json(self.slice_plan),
         }
 
     def as_text(self) -> str:
@@ -65,6 +71,8 @@ class Outcome:
         lines += [f"  {json.dumps(op)}" for op in doc["patch"]]
         lines.append("warnings:" + ("" if doc["warnings"] else " (none)"))
         lines += [f"  {w}" for w in doc["warnings"]]
+        if self.interruptible:
+            lines.append(f"slices:   {slices.describe(self.slice_plan)}")
         return "\n".join(lines)
 
 
@@ -103,7 +111,50 @@ def review_file(
     )
     version = engine.version
     engine.close()
-    return Outcome(request=request, result=result, now=now, home_region=home, policy_version=version)
+    job = request.object or {}
+    interruptible = request.kind == "Job" and _annotations(job).get("carbongate.io/interruptible") == "true"
+    plan = (_slice_plan(job, result.decision or {}, grid=grid, config=config, now=now,
+                        home=home, step_s=settings.grid.plan_step_min * 60)
+            if interruptible else None)
+    return Outcome(request=request, result=result, now=now, home_region=home, policy_version=version,
+                   slice_plan=plan, interruptible=interruptible)
+
+
+def _slice_plan(job: Mapping[str, Any], decision: Mapping[str, Any], *, grid: snapshot.GridSnapshot,
+                config: Mapping[str, Any], now: datetime, home: str, step_s: int) -> slices.SlicePlan | None:
+    """The slices the controller would plan for this Job if admitted now as decided."""
+    rules = slices.rules_from_config(config).get(str(decision.get("tier") or config.get("default_tier")))
+    notes = _annotations(job)
+    deadline_text = decision.get("deadline") or notes.get("carbongate.io/deadline")
+    region = str(decision.get("region") or home)
+    doc = grid["regions"].get(region)
+    series = None if doc is None else snapshot.region_series(doc)
+    if rules is None or not deadline_text or series is None:
+        return None
+    try:
+        deadline = timefmt.parse_time(str(deadline_text))
+    except ValueError:
+        return None
+    try:
+        duration = timefmt.parse_duration(notes["carbongate.io/expected-duration"])
+    except (KeyError, ValueError):
+        duration = int(config.get("default_duration_s") or 3600)
+    progress = slices.Progress(remaining_s=duration, running=decision.get("action") != "defer",
+                               pauses_left=rules.max_pauses)
+    return slices.plan_slices(series, now=now, deadline=deadline, progress=progress, rules=rules,
+                              step_s=max(step_s, series.step_s))
+
+
+def _slices_json(plan: slices.SlicePlan | None) -> list[dict[str, Any]] | None:
+    if plan is None:
+        return None
+    return [{"start": snapshot.format_time(s.start), "end": snapshot.format_time(s.end),
+             "mean_g_per_kwh": round(s.mean_g_per_kwh, 1)} for s in plan.slices]
+
+
+def _annotations(obj: Mapping[str, Any]) -> dict[str, str]:
+    found = (obj.get("metadata") or {}).get("annotations") or {}
+    return {str(k): str(v) for k, v in found.items()}
 
 
 def _read_request(path: Path) -> reviews.Request:

@@ -27,7 +27,7 @@ def test_deferred_lists_pods_and_jobs_earliest_release_first(capsys) -> None:
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out[0].split() == ["KIND", "NAMESPACE", "NAME", "TIER", "REASON", "NOT-BEFORE",
-                              "RELEASE-BY", "DEADLINE", "WAITING"]
+                              "RELEASE-BY", "DEADLINE", "WAITING", "PLAN"]
     names = [line.split()[2] for line in out[1:]]
     assert names == ["etl", "train", "hotfix"]  # hotfix has no deadline: released at once
     assert "2023-11-22T16:00:00Z" in out[1]  # etl: deadline 18:00 - 2h
