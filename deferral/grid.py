@@ -113,7 +113,8 @@ class GridView:
         if doc is None:
             return None
         try:
-            fresh_until_ns = int(snapshot.region_fresh_until(doc, self._defaults.stale_grace_s).timestamp()) * planning.NS_PER_S
+            fresh_until = snapshot.region_fresh_until(doc, self._defaults.stale_grace_s)
+            fresh_until_ns = int(fresh_until.timestamp()) * planning.NS_PER_S
         except (KeyError, TypeError, ValueError):
             fresh_until_ns = 0  # the policies read that as stale
         return {"now_g_per_kwh": doc.get("g_per_kwh"), "signal": doc.get("signal"),
