@@ -149,7 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(handler(args) or 0)
+        code = int(handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
     except settings_mod.SettingsError as error:  # a bad --config, flag or variable, in any command
         print(f"carbongate {args.command}: {error}", file=sys.stderr)
         return 2

@@ -52,6 +52,8 @@ class Check:
     resource: str
     problems: list[str] = field(default_factory=list)
     error: str = ""
+    # The resource after carbongate's patch, when one resource matched.
+    patched: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -59,7 +61,8 @@ class Check:
 
     def as_json(self) -> dict[str, Any]:
         return {"suite": self.suite, "test": self.test, "resource": self.resource, "status": self.status,
-                "problems": self.problems, **({"error": self.error} if self.error else {})}
+                "problems": self.problems, **({"error": self.error} if self.error else {}),
+                **({"patchedResource": self.patched} if self.patched is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -166,19 +169,12 @@ def run_test(test: Test, *, reviewer: offline.Reviewer, settings: settings_mod.S
     """Decide every resource of ``test`` and check each expected result."""
     suite = str(test.file)
     try:
-        found = manifests.read(test.resources)
-        grid = _grid(test, settings)
+        outcomes = decide(test, reviewer=reviewer, settings=settings)
     except (manifests.ManifestError, offline.ReviewError, ValueError) as error:
         return [Check(suite=suite, test=test.name, resource="", error=str(error))]
-    outcomes = {}
-    for request in found.requests:
-        # The test's own namespaces: replace what a Namespace in the resources says.
-        labels = test.namespaces.get(request.namespace, found.namespace_labels.get(request.namespace, {}))
-        outcomes[request.uid] = reviewer.decide(request, now=test.now, grid=grid, budgets=test.budgets,
-                                                namespace_labels=labels, home_region=test.home_region)
     checks = []
     for expected in test.results:
-        matching = [o for o in outcomes.values() if _matches(o.request, expected)]
+        matching = [o for o in outcomes if matches(o.request, expected)]
         resource = _describe(expected, matching)
         if len(matching) != 1:
             problem = "no resource matches" if not matching else f"{len(matching)} resources match; name one"
@@ -189,8 +185,22 @@ def run_test(test: Test, *, reviewer: offline.Reviewer, settings: settings_mod.S
         except SuiteError as error:
             checks.append(Check(suite=suite, test=test.name, resource=resource, error=str(error)))
             continue
-        checks.append(Check(suite=suite, test=test.name, resource=resource, problems=problems))
+        checks.append(Check(suite=suite, test=test.name, resource=resource, problems=problems,
+                            patched=patched(matching[0])))
     return checks
+
+
+def decide(test: Test, *, reviewer: offline.Reviewer, settings: settings_mod.Settings) -> list[offline.Outcome]:
+    """Every resource of ``test`` decided at its instant on its grid, budgets and namespace labels."""
+    found = manifests.read(test.resources)
+    grid = _grid(test, settings)
+    outcomes = []
+    for request in found.requests:
+        # The test's own namespaces: replace what a Namespace in the resources says.
+        labels = test.namespaces.get(request.namespace, found.namespace_labels.get(request.namespace, {}))
+        outcomes.append(reviewer.decide(request, now=test.now, grid=grid, budgets=test.budgets,
+                                        namespace_labels=labels, home_region=test.home_region))
+    return outcomes
 
 
 def compare(outcome: offline.Outcome, expected: Mapping[str, Any], *, base: Path) -> list[str]:
@@ -264,7 +274,7 @@ def _expand(values: Any, region: str) -> list[float]:
     return expanded
 
 
-def _matches(request: reviews.Request, expected: Mapping[str, Any]) -> bool:
+def matches(request: reviews.Request, expected: Mapping[str, Any]) -> bool:
     metadata = (request.object or {}).get("metadata") or {}
     names = {request.name, str(metadata.get("name") or ""), str(metadata.get("generateName") or "")}
     return (expected.get("kind", request.kind) == request.kind
