@@ -256,11 +256,13 @@ def demo_traces() -> tuple[Path, ...]:
 
 def grid_from_traces(traces: tuple[Path, ...], *, now: datetime, settings: settings_mod.Settings) -> snapshot.GridSnapshot:
     from carbon_feed import traces as trace_mod
+    from simulate import grid as replay_grid
 
     try:
         document = trace_mod.snapshot_from_traces(
             traces, now=now, horizon_h=settings.grid.forecast_horizon_h,
             durations_min=settings.grid.window_durations_min, grace_s=settings.grid.stale_grace_s,
+            read=replay_grid.as_feed_traces,
         )
     except (OSError, ValueError) as error:
         raise ReviewError(f"cannot build the grid from {', '.join(map(str, traces))}: {error}") from error
