@@ -60,7 +60,8 @@ def _add(found: Manifests, document: Any, *, where: str, namespace: str | None) 
     if document is None:  # an empty document between two `---`
         return
     if not isinstance(document, dict):
-        raise ManifestError(f"{where}: a document must be a mapping (a Kubernetes object), got {type(document).__name__}")
+        raise ManifestError(f"{where}: a document must be a mapping (a Kubernetes object), "
+                            f"got {type(document).__name__}")
     kind = document.get("kind")
     if kind == reviews.KIND:
         request = _parse(json.dumps(document).encode(), where=where)

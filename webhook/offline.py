@@ -170,7 +170,8 @@ class Reviewer:
             now=now, grid=grid, budgets=budgets, config=self.config, namespace_labels=dict(namespace_labels),
             home_region=home, own_namespace=settings.webhook.own_namespace,
             exempt_namespaces=frozenset(settings.webhook.exempt_namespaces),
-            policy_version=self.policy_version or self.engine.version, plan_step_s=settings.grid.plan_step_min * 60, horizon_s=settings.grid.forecast_horizon_h * 3600,
+            policy_version=self.policy_version or self.engine.version,
+            plan_step_s=settings.grid.plan_step_min * 60, horizon_s=settings.grid.forecast_horizon_h * 3600,
         )
         model = self.model
         result = admission.review(
@@ -254,7 +255,8 @@ def demo_traces() -> tuple[Path, ...]:
     return tuple(found)
 
 
-def grid_from_traces(traces: tuple[Path, ...], *, now: datetime, settings: settings_mod.Settings) -> snapshot.GridSnapshot:
+def grid_from_traces(traces: tuple[Path, ...], *, now: datetime,
+                     settings: settings_mod.Settings) -> snapshot.GridSnapshot:
     from carbon_feed import traces as trace_mod
     from simulate import grid as replay_grid
 

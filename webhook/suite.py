@@ -285,7 +285,8 @@ def matches(request: reviews.Request, expected: Mapping[str, Any]) -> bool:
 def _describe(expected: Mapping[str, Any], matching: list[offline.Outcome]) -> str:
     if len(matching) == 1:
         request = matching[0].request
-        return f"{request.kind} {request.namespace}/{request.name or request.object and (request.object.get('metadata') or {}).get('generateName')}"
+        generated = ((request.object or {}).get("metadata") or {}).get("generateName")
+        return f"{request.kind} {request.namespace}/{request.name or generated}"
     return " ".join(f"{k}={expected[k]}" for k in ("kind", "namespace", "name") if k in expected) or "(any)"
 
 
