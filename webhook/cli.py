@@ -84,10 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _review(args: argparse.Namespace) -> int:
     from webhook import offline
 
-    overrides: dict[str, dict[str, Any]] = {}
-    if args.policy_dir:
-        overrides["engine"] = {"policy_dir": args.policy_dir}
-    settings = settings_mod.load(config_file=args.config, overrides=overrides)
+    settings = _offline_settings(args)
     try:
         outcomes = offline.review_files(
             list(args.file),
@@ -109,17 +106,20 @@ def _review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _offline_settings(args: argparse.Namespace) -> settings_mod.Settings:
+    """The settings, with ``--policy-dir`` over the engine's policy directory."""
+    overrides: dict[str, dict[str, Any]] = {"engine": {"policy_dir": args.policy_dir}} if args.policy_dir else {}
+    return settings_mod.load(config_file=args.config, overrides=overrides)
+
+
 def _test(args: argparse.Namespace) -> int:
     from carbongate import junit
-    from webhook import suite
+    from webhook import offline, suite
 
-    overrides: dict[str, dict[str, Any]] = {}
-    if args.policy_dir:
-        overrides["engine"] = {"policy_dir": args.policy_dir}
-    settings = settings_mod.load(config_file=args.config, overrides=overrides)
+    settings = _offline_settings(args)
     try:
         checks = suite.run(list(args.path), settings=settings)
-    except (suite.SuiteError, offline_errors()) as error:
+    except (suite.SuiteError, offline.ReviewError) as error:
         print(f"carbongate test: {error}", file=sys.stderr)
         return 2
     if args.output == "json":
@@ -134,12 +134,6 @@ def _test(args: argparse.Namespace) -> int:
     if any(check.status == "error" for check in checks):
         return 2
     return 1 if any(check.status == "fail" for check in checks) else 0
-
-
-def offline_errors() -> type[Exception]:
-    from webhook import offline
-
-    return offline.ReviewError
 
 
 def _print_checks(checks: list[Any], *, verbose: bool) -> None:
