@@ -24,7 +24,7 @@ import csv
 import functools
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -294,9 +294,11 @@ def from_files(
     zones: Mapping[str, str] | None = None,
     horizon_h: int = 48,
     history_h: int = 24,
+    read: Callable[[Path], Sequence[Trace]] | None = None,
 ) -> TraceSource:
-    """A trace source over the regions of every file given."""
-    traces = [trace for path in paths for trace in load(Path(path), column=column)]
+    """A trace source over the regions of every file given (``read``: another file reader)."""
+    traces = [trace for path in paths
+              for trace in (read(Path(path)) if read is not None else load(Path(path), column=column))]
     if not traces:
         raise TraceError("no trace files given")
     return TraceSource(name=name, traces=traces, zones=zones, clock=clock, anchor=anchor,
@@ -334,15 +336,18 @@ def snapshot_from_traces(
     grace_s: int,
     history_h: int = 0,
     column: Column = "lca",
+    read: Callable[[Path], Sequence[Trace]] | None = None,
 ) -> dict[str, Any]:
     """The grid snapshot a feed replaying these traces would publish at ``now``.
 
     For ``carbongate review --grid``, the simulator and tests: no cache, no
     network, a perfect forecast over ``horizon_h`` hours. Raises
-    :class:`TraceError` (a ``ValueError``) for unusable files.
+    :class:`TraceError` (a ``ValueError``) for unusable files. ``read`` reads
+    a file instead of :func:`load` (``grid`` and ``review`` pass the replay's
+    reader, :func:`simulate.grid.as_feed_traces`, which knows more layouts).
     """
     durations = tuple(durations_min)
-    replay = from_files(paths, anchor=now, horizon_h=horizon_h, history_h=history_h, column=column)
+    replay = from_files(paths, anchor=now, horizon_h=horizon_h, history_h=history_h, column=column, read=read)
     regions: dict[str, contract.RegionDoc] = {}
     for region in replay.ordered_regions():
         reading = replay.fetch(region, now=now)

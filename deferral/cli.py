@@ -31,6 +31,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     listing = subparsers.add_parser("deferred", parents=[common],
                                     help="list the workloads carbongate holds, why and until when")
     _cluster_arguments(listing)
+    kube_config.add_namespace_arguments(listing)
     listing.add_argument("--json", action="store_true", help="print JSON rows")
     listing.set_defaults(handler=_deferred)
 
@@ -56,11 +57,11 @@ def _release(args: argparse.Namespace) -> int:
     return service.serve_forever(settings(args))
 
 
-def _gateway(section: settings_mod.Settings) -> Any:
+def _gateway(section: settings_mod.Settings, *, namespace: str | None = None) -> Any:
     from deferral import kube
 
     return kube.Gateway(api_client=kube_config.api_client(section.kube),
-                        request_timeout_s=section.deferral.request_timeout_s)
+                        request_timeout_s=section.deferral.request_timeout_s, namespace=namespace)
 
 
 def _release_all(loaded: settings_mod.Settings) -> int:
@@ -70,10 +71,11 @@ def _release_all(loaded: settings_mod.Settings) -> int:
 
     try:
         gateway = _gateway(loaded)
-        outcome = uninstall.release_all(
-            gateway, recorder=events.Recorder(gateway=gateway, instance=socket.gethostname()),
-            now=lambda: datetime.now(UTC),
-            default_duration_s=loaded.deferral.default_expected_duration_s)
+        with kube_config.quiet_retries():
+            outcome = uninstall.release_all(
+                gateway, recorder=events.Recorder(gateway=gateway, instance=socket.gethostname()),
+                now=lambda: datetime.now(UTC),
+                default_duration_s=loaded.deferral.default_expected_duration_s)
     except kube.API_ERRORS as error:
         print(f"carbongate release --all: cannot read the cluster: {error}", file=sys.stderr)
         return 1
@@ -86,13 +88,15 @@ def _deferred(args: argparse.Namespace) -> int:
     from deferral import metrics as metrics_mod
 
     loaded = settings(args)
+    namespace = kube_config.namespace(args, loaded.kube)
     try:
         platform = service.platform_config(loaded.engine.policy_dir)
         config = service.controller_config(loaded.deferral, platform=platform)
-        rows = listing.collect(_gateway(loaded), now=datetime.now(UTC),
-                               default_duration_s=config.default_duration_s,
-                               grid_view=service.grid_view(loaded, metrics=metrics_mod.Metrics()),
-                               pausing_config=config.pausing)
+        with kube_config.quiet_retries():
+            rows = listing.collect(_gateway(loaded, namespace=namespace), now=datetime.now(UTC),
+                                   default_duration_s=config.default_duration_s,
+                                   grid_view=service.grid_view(loaded, metrics=metrics_mod.Metrics()),
+                                   pausing_config=config.pausing)
     except kube.API_ERRORS as error:
         print(f"carbongate deferred: cannot read the cluster: {error}", file=sys.stderr)
         return 1

@@ -187,3 +187,22 @@ def _value(text: str, path: Path, line: int) -> float | None:
 def _file_region(path: Path) -> str:
     """``gb_ci.csv`` -> ``GB``, ``CISO_NG_avgCI_2022.csv`` -> ``CISO``: the name before the first ``_``."""
     return path.stem.split("_")[0].upper()
+
+
+def as_feed_traces(path: Path) -> tuple[feed_traces.Trace, ...]:
+    """One file of any layout the replay reads, as the feed's trace provider holds its regions.
+
+    ``grid show``, ``grid plot`` and ``review --grid`` build their snapshot
+    with the feed's code (:func:`carbon_feed.traces.snapshot_from_traces`) but
+    must take every file ``simulate --grid`` takes: the feed's own layouts are
+    read by the feed (keeping their emission factor), the others here.
+    """
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            header = [h.strip() for h in next(csv.reader(handle), [])]
+    except (OSError, UnicodeDecodeError) as error:
+        raise GridError(f"cannot read grid trace {path}: {error}") from error
+    if _feed_reads(header):
+        return feed_traces.load(path)
+    return tuple(feed_traces.Trace(region=t.region, series=t.series, emission_factor=None, path=path)
+                 for t in read_file(path))

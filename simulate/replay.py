@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -107,6 +107,8 @@ class Replay:
     setup: Setup
     energy_model: energy.EnergyModel
     metrics: deferral_metrics.Metrics = field(default_factory=deferral_metrics.Metrics)
+    # Told (jobs submitted, jobs in all, simulated now) now and then on a long run (simulate.progress).
+    progress: Callable[[int, int, datetime], None] | None = None
     _published_at: int | None = None
 
     def run(self, jobs: Sequence[workload_mod.Job]) -> list[Outcome]:
@@ -125,6 +127,8 @@ class Replay:
             while position < len(jobs) and jobs[position].submit_s <= now_s:
                 self._submit(jobs[position], position, now, waiting, due, outcomes)
                 position += 1
+            if self.progress is not None:
+                self.progress(position, len(jobs), now)
             last = now_s
         return [o for o in outcomes if o is not None]
 

@@ -35,7 +35,7 @@ from carbongate import settings as settings_mod
 from governance import energy
 from policy_engine import errors as engine_errors
 from policy_engine import factory, loader
-from simulate import baselines, forecasts, generate, grid, interruptible, placements, replay, snapshots
+from simulate import baselines, forecasts, generate, grid, interruptible, placements, progress, replay, snapshots
 from simulate import workload as workload_mod
 
 log = logging.getLogger(__name__)
@@ -300,6 +300,11 @@ def _carbongate(options: Options, jobs: Sequence[workload_mod.Job], regions: Seq
     return [o for o in merged if o is not None]
 
 
+def shard_label(jobs: Sequence[workload_mod.Job], options: Options) -> str:
+    """Which share of the workload a process replays, for its progress lines."""
+    return "" if options.workers <= 1 else f"(one of {options.workers} workers, {len(jobs)} jobs)"
+
+
 def _replay_shard(options: Options, jobs: list[workload_mod.Job], regions: Sequence[str],
                   config: Mapping[str, Any], publish: bool) -> list[replay.Outcome]:
     """carbongate on some jobs, with an engine of this process's own."""
@@ -321,6 +326,7 @@ def _replay_shard(options: Options, jobs: list[workload_mod.Job], regions: Seque
             setup=replay.Setup(settings=settings, config=config, horizon_s=options.horizon_h * 3600,
                                publish_grid=publish),
             energy_model=energy.load(settings.governance.energy_model_file),
+            progress=progress.Reporter(label=f"carbongate replay {shard_label(jobs, options)}"),
         )
         return runner.run(jobs)
     finally:

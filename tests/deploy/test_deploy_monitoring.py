@@ -273,3 +273,21 @@ def test_the_certificate_alerts_warn_at_fourteen_days_and_page_at_three(
               if "carbongate_webhook_certificate_expiry_seconds" in metric_names(r["expr"])}
     assert {(r["labels"]["severity"], r["expr"].split("<")[1].strip()) for r in expiry.values()} == {
         ("warning", "14 * 86400"), ("critical", "3 * 86400")}
+
+
+def test_intensity_per_region_comes_first_and_decisions_filter_by_mode(dashboard: dict[str, Any]) -> None:
+    charts = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert "carbongate_grid_intensity_g_per_kwh" in charts[0]["targets"][0]["expr"]
+    mode = next(v for v in dashboard["templating"]["list"] if v["name"] == "mode")
+    assert mode["query"]["query"] == "label_values(carbongate_admission_decisions_total, mode)"
+    decisions = [q for q in _queries(dashboard) if "carbongate_admission_decisions_total" in q]
+    assert decisions and all('mode=~"$mode"' in q for q in decisions)
+
+
+def test_the_fail_open_panel_sits_beside_the_api_servers_webhook_metrics(dashboard: dict[str, Any]) -> None:
+    def panel(metric: str) -> dict[str, Any]:
+        return next(p for p in dashboard["panels"] if any(metric in t["expr"] for t in p.get("targets", [])))
+
+    ours = panel("carbongate_fail_open_total")["gridPos"]
+    theirs = panel("apiserver_admission_webhook_fail_open_count")["gridPos"]
+    assert ours["y"] == theirs["y"] and ours["x"] + ours["w"] == theirs["x"]
