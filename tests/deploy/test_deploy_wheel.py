@@ -70,6 +70,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # builds and installs a wheel with all its dependencies: minutes on a busy machine
 @pytest.mark.xdist_group("wheel")
 def test_the_installed_wheel_reviews_a_captured_admission_with_its_bundled_data(
     installed: Path, tmp_path: Path,
@@ -87,6 +88,7 @@ def test_the_installed_wheel_reviews_a_captured_admission_with_its_bundled_data(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.xdist_group("wheel")
 def test_the_installed_wheel_says_its_version(installed: Path, tmp_path: Path) -> None:
     import carbongate
