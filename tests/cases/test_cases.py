@@ -28,7 +28,7 @@ from governance import energy
 from planner import plan as planning
 from policy_engine import embedded
 from tests.webhook import builders
-from webhook import admission, patches, reviews
+from webhook import admission, decision_cache, patches, reviews
 
 CASES = Path(__file__).resolve().parent / "cases"
 EXPECTED = Path(__file__).resolve().parent / "expected"
@@ -49,6 +49,13 @@ def engine() -> Iterator[Any]:
 
 def decide_case(engine: Any, case: dict[str, Any]) -> tuple[dict[str, Any], admission.Result]:
     """Run one case through the real engine and the webhook's decision path."""
+    document, results = decide_case_through(engine, case, None)
+    return document, results[0]
+
+
+def decide_case_through(engine: Any, case: dict[str, Any], cache: decision_cache.DecisionCache | None,
+                        ) -> tuple[dict[str, Any], list[admission.Result]]:
+    """The case decided fresh, then (given a cache) twice more through it, on the same engine data."""
     document = builders.loopback(case["review"]) if "/" not in case["review"] else \
         json.loads((builders.FIXTURES / case["review"]).read_text())
     for key, value in case.get("object_changes", {}).items():
@@ -65,12 +72,19 @@ def decide_case(engine: Any, case: dict[str, Any]) -> tuple[dict[str, Any], admi
         exempt_namespaces=frozenset({"kube-system", "kube-public", "kube-node-lease"}),
         policy_version="case", grid_series=planning.parse_regions(grid["regions"]),
     )
-    result = admission.review(
-        reviews.parse(json.dumps(document).encode()), knowledge=knowledge,
-        decide=lambda doc: engine.evaluate("carbongate/admission/decision", doc),
+
+    def evaluate(doc: Any) -> Any:
+        return engine.evaluate("carbongate/admission/decision", doc)
+
+    def cached(doc: Any) -> Any:
+        assert cache is not None
+        return cache.decide((engine.version, grid, case.get("budgets"), config), doc, evaluate)
+
+    deciders = [evaluate] if cache is None else [evaluate, cached, cached]
+    return document, [admission.review(
+        reviews.parse(json.dumps(document).encode()), knowledge=knowledge, decide=decide,
         energy_kwh=lambda obj, seconds: MODEL.energy_kwh(obj, seconds),
-    )
-    return document, result
+    ) for decide in deciders]
 
 
 def expand(values: str | list[float]) -> list[float]:
@@ -114,6 +128,27 @@ def test_case(engine: Any, name: str, case: dict[str, Any]) -> None:
     else:
         assert patched == json.loads(expected_path.read_text()), f"differs from {expected_path.name}"
     _validate(patched)
+
+
+def test_a_cached_decision_equals_a_fresh_one_on_every_case(engine: Any) -> None:
+    """Every case decided fresh, then through one shared cache twice (a miss, then a hit).
+
+    Each case puts its own grid and budgets, so the cache also turns its epoch
+    between cases: a case is never answered with the previous case's decision.
+    """
+    cache = decision_cache.DecisionCache(max_entries=64)
+    hits = decision_cache.LOOKUPS.labels(result="hit")._value.get()
+    decided = 0
+    for name, case in load_cases():
+        _, (fresh, *through_cache) = decide_case_through(engine, case, cache)
+        decided += fresh.policy_input is not None
+        for cached in through_cache:
+            assert cached.response == fresh.response, name
+            assert cached.decision == fresh.decision, name
+            assert cached.patch == fresh.patch, name
+    # The second pass through the cache of every case that reached the policy was a hit.
+    assert decided > 20
+    assert decision_cache.LOOKUPS.labels(result="hit")._value.get() - hits == decided
 
 
 def _validate(obj: dict[str, Any]) -> None:
