@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,6 +61,9 @@ class Knowledge:
     # webhook.policy_input_object: hand the policy the whole object as ``input.object``
     # (no shipped policy reads it; it costs the engine time on every request).
     object_in_input: bool = False
+    # Plans already made under this grid version, by instant, shape and rules (the
+    # service keeps one per grid version): a fan-out of identical pods plans once.
+    plans: MutableMapping[Any, planning.Plan | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -278,8 +281,21 @@ def _plan(workload: workloads.Workload, duration_s: int, knowledge: Knowledge, n
         network_kwh_per_gb=float(knowledge.config.get("network_kwh_per_gb", 0.0)),
         stale_grace_s=knowledge.stale_grace_s,
     )
-    return planning.plan_workload(knowledge.grid["regions"], shape, now=now, rules=rules,
+    key = (now, shape, rules)
+    known = knowledge.plans.get(key, _NOT_PLANNED) if knowledge.plans is not None else _NOT_PLANNED
+    if known is not _NOT_PLANNED:
+        return known  # type: ignore[return-value]
+    made = planning.plan_workload(knowledge.grid["regions"], shape, now=now, rules=rules,
                                   parsed=knowledge.grid_series)
+    if knowledge.plans is not None:
+        if len(knowledge.plans) >= MAX_PLANS_KEPT:
+            knowledge.plans.clear()
+        knowledge.plans[key] = made
+    return made
+
+
+MAX_PLANS_KEPT = 256
+_NOT_PLANNED = object()
 
 
 PERIOD_FIELDS = ("period", "period_start_ns", "period_end_ns")

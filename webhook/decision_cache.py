@@ -95,7 +95,8 @@ class DecisionCache:
         """The epoch of these versions; a new, empty one when any of them changed (lock held)."""
         current = self._versions
         if current is None or len(current) != len(versions) or any(
-                a is not b and not (isinstance(a, str) and a == b) for a, b in zip(current, versions)):
+                a is not b and not (isinstance(a, str) and a == b)
+                for a, b in zip(current, versions, strict=True)):
             if current is not None:
                 EPOCHS.inc()
             self._entries.clear()

@@ -64,7 +64,7 @@ class AdmissionService:
         self.budgets = self._document("budgets", settings.governance.budgets_snapshot_path, state.load_json)
         self.config = self._document("config", settings.engine.policy_dir / CONFIG_FILE, state.load_json)
         self.certificate = certificate.Expiry(path=settings.webhook.certfile, clock=clock)
-        self._grid_series: tuple[Any, Mapping[str, Any]] | None = None
+        self._grid_series: tuple[Any, Mapping[str, Any], dict[Any, Any]] | None = None
         self.decisions = decision_cache.DecisionCache(max_entries=settings.webhook.decision_cache_entries)
         # Documents loaded but not yet in the engine (the last push failed); the
         # last version the engine took of each, and when (monotonic seconds).
@@ -220,18 +220,19 @@ class AdmissionService:
         return (self.engine.version, self.grid.value, self.budgets.value, self.config.value,
                 self._accepted.get("grid"), self._accepted.get("budgets"))
 
-    def _parsed_grid(self, grid: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-        """The grid's forecasts as series, parsed once per snapshot version."""
+    def _parsed_grid(self, grid: Mapping[str, Any] | None) -> tuple[Mapping[str, Any] | None, dict[Any, Any] | None]:
+        """The grid's forecasts as series, parsed once per snapshot version, and its plans made so far."""
         if grid is None:
-            return None
+            return None, None
         cached = self._grid_series
         if cached is None or cached[0] is not grid:
-            cached = self._grid_series = (grid, planning.parse_regions(grid["regions"]))
-        return cached[1]
+            cached = self._grid_series = (grid, planning.parse_regions(grid["regions"]), {})
+        return cached[1], cached[2]
 
     def _knowledge(self, namespace_labels: Mapping[str, str]) -> admission.Knowledge:
         grid = self.grid.value
         config = self.config.value or {}
+        series, plans = self._parsed_grid(grid)
         return admission.Knowledge(
             now=self._clock(),
             grid=grid,  # type: ignore[arg-type]
@@ -245,7 +246,8 @@ class AdmissionService:
             plan_step_s=self.settings.grid.plan_step_min * 60,
             horizon_s=self.settings.grid.forecast_horizon_h * 3600,
             stale_grace_s=self.settings.grid.stale_grace_s,
-            grid_series=self._parsed_grid(grid),
+            grid_series=series,
+            plans=plans,
             object_in_input=self.settings.webhook.policy_input_object,
         )
 

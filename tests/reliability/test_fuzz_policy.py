@@ -28,8 +28,7 @@ from policy_engine import engine as engine_mod
 from policy_engine import errors, factory
 from tests.reliability import checks, fuzz_target, grid, strategies
 from tests.reliability.profiles import examples
-from webhook import admission, reviews, workloads
-from webhook import decision_cache
+from webhook import admission, decision_cache, reviews, workloads
 from webhook import decisions as webhook_decisions
 from webhook import state as webhook_state
 

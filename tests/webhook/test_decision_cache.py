@@ -149,7 +149,8 @@ def test_a_new_policy_version_is_never_answered_from_the_old_cache(tmp_path: Pat
             "workload": {"labels": {"carbongate.io/tier": "2"}, "annotations": {}, "owner_kind": None,
                          "regions": [], "parse_errors": [], "energy_kwh": 0.5},
             "plan": {"home_region": "GB", "regions": {"GB": {
-                "now_g_per_kwh": 150.0, "stale": False, "observed_at": "2026-11-22T10:00:00Z", "fresh_until_ns": 1795345200 * 10 ** 9,
+                "now_g_per_kwh": 150.0, "stale": False, "observed_at": "2026-11-22T10:00:00Z",
+                "fresh_until_ns": 1795345200 * 10 ** 9,
                 "windows": [{"start_ns": 1795341600 * 10 ** 9, "mean_g_per_kwh": 150.0}]}}},
         }
         cache = decision_cache.DecisionCache(max_entries=8)
