@@ -42,6 +42,9 @@ EPOCHS = Counter(
 )
 
 Evaluate = Callable[[Mapping[str, Any]], Any]
+# How long a request waits for another's evaluation of the same input; the decision
+# deadline (webhook.decision_deadline_ms) still bounds the request as a whole.
+PENDING_WAIT_S = 0.25
 
 
 def canonical(policy_input: Mapping[str, Any]) -> bytes:
@@ -61,6 +64,9 @@ class DecisionCache:
         self._versions: tuple[Any, ...] | None = None
         self._epoch = 0
         self._lock = threading.Lock()
+        # Inputs being evaluated now: a fan-out's pods arrive together, and all but
+        # the first wait for its decision rather than evaluate the same bytes again.
+        self._pending: dict[bytes, threading.Event] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -83,12 +89,28 @@ class DecisionCache:
             stored = self._entries.get(key)
             if stored is not None:
                 self._entries.move_to_end(key)
+            pending = self._pending.get(key) if stored is None else None
+            if stored is None and pending is None:
+                self._pending[key] = threading.Event()
+        if pending is not None:
+            # Another thread is evaluating these bytes: wait for it (an engine call's time),
+            # then take its decision, or evaluate alone if it failed or the epoch turned.
+            pending.wait(PENDING_WAIT_S)
+            with self._lock:
+                stored = self._entries.get(key) if self._epoch == epoch else None
         if stored is not None:
             LOOKUPS.labels(result="hit").inc()
             return json.loads(stored)
         LOOKUPS.labels(result="miss").inc()
-        decision = evaluate(policy_input)
-        self._store(epoch, key, decision)
+        try:
+            decision = evaluate(policy_input)
+            self._store(epoch, key, decision)
+        finally:
+            if pending is None:
+                with self._lock:
+                    done = self._pending.pop(key, None)
+                if done is not None:
+                    done.set()
         return decision
 
     def _enter(self, versions: tuple[Any, ...]) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,26 @@ def test_a_new_policy_version_is_never_answered_from_the_old_cache(tmp_path: Pat
         assert after == engine.evaluate(engine_mod.ADMISSION_DECISION, policy_input)
     finally:
         engine.close()
+
+
+def test_requests_arriving_together_with_the_same_input_share_one_evaluation() -> None:
+    cache = decision_cache.DecisionCache(max_entries=8)
+    release = threading.Event()
+    calls: list[int] = []
+
+    def slow(policy_input: Mapping[str, Any]) -> Any:
+        calls.append(1)
+        release.wait(5)
+        return {"action": "defer"}
+
+    answers: list[Any] = []
+    threads = [threading.Thread(target=lambda: answers.append(cache.decide(VERSIONS, {"n": 1}, slow)))
+               for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert answers == [{"action": "defer"}] * 6
+    assert len(calls) == 1
