@@ -200,10 +200,10 @@ def slow_clients(running: webhook_server.RunningWebhook, review: bytes, *, revie
     context = ssl.create_default_context(cafile=str(running.ca_file))
     for _ in range(SLOW_EACH):  # unfinished bodies first: their handshakes must still complete
         try:
-            sock = context.wrap_socket(socket.create_connection((host, port), timeout=5), server_hostname=host)
-            sock.sendall(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            tls = context.wrap_socket(socket.create_connection((host, port), timeout=5), server_hostname=host)
+            tls.sendall(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                          b"Content-Length: 10000\r\n\r\n{\"apiVersion\"")
-            held.append(sock)
+            held.append(tls)
         except OSError:
             refused += 1  # the server did not complete the handshake within 5 s
     for _ in range(SLOW_EACH):
@@ -221,8 +221,8 @@ def slow_clients(running: webhook_server.RunningWebhook, review: bytes, *, revie
         except OSError:
             pass
         timings.append(round((time.perf_counter() - began) * 1000, 1))
-    for sock in held:
-        sock.close()
+    for held_open in held:
+        held_open.close()
     return {"held_open": len(held), "bodies_not_connected": refused, "reviews": reviews,
             "answered_within_1s": answered, "ms": timings}
 
