@@ -254,3 +254,16 @@ def test_the_opted_in_input_object_leaves_out_api_server_and_kubectl_bookkeeping
     assert "kubectl.kubernetes.io/last-applied-configuration" not in document["object"]["metadata"]["annotations"]
     assert "kubectl.kubernetes.io/last-applied-configuration" not in document["workload"]["annotations"]
     assert document["object"]["metadata"]["annotations"]["carbongate.io/max-delay"] == "12h"
+
+
+def test_an_opted_in_object_over_the_limit_is_handed_over_as_its_metadata_with_a_warning() -> None:
+    decide = always(None)
+    review = builders.review(builders.pod(annotations={"example.com/blob": "x" * (admission.MAX_OBJECT_INPUT_BYTES + 1),
+                                                       "carbongate.io/max-delay": "2h"}))
+    run(review, decide, object_in_input=True)
+    document = decide.seen[0]
+    assert "spec" not in document["object"]
+    assert document["object"]["metadata"]["annotations"] == {"carbongate.io/max-delay": "2h"}
+    assert any("over 262144" in error for error in document["workload"]["parse_errors"])
+    run(review, decide)
+    assert "object" not in decide.seen[1] and decide.seen[1]["workload"]["parse_errors"] == []
