@@ -1,20 +1,30 @@
-"""Admission benchmark: the webhook as `make run` starts it, driven over HTTPS.
+"""Admission benchmark: carbongate beside its floor, on the same server, driven over HTTPS.
 
-Starts ``python -m webhook --dev`` (gunicorn, gthread workers, TLS, the feed
-replaying the bundled demo traces) on 127.0.0.1 with freshly generated
-certificates, then drives ``POST /mutate`` from a second process with real Pod
-AdmissionReviews (captured from a Kubernetes v1.28 API server and public
-captures), keep-alive on. Prints p50/p95/p99 latency and requests/s at 50 and
-200 requests/s and at saturation, for both engines, and RSS per worker.
+One invocation starts, one after the other, on 127.0.0.1 with fresh certificates:
 
-The ``opa`` engine row talks to the OPA REST test double (an HTTP server
-speaking OPA's REST API backed by the same Go engine), because no OPA server
-can be installed here: it measures carbongate's REST path, not OPA's server.
+* ``floor``: a no-op Flask webhook (``bench/floor.py``) under exactly carbongate's
+  server setup: what the HTTP/TLS/WSGI stack alone serves;
+* ``carbongate``: ``python -m webhook`` with the embedded engine and a grid snapshot
+  from the bundled demo traces, driven twice: ``burst`` sends one workload again
+  and again (a Job or ReplicaSet fanning out identical pods: decisions come from
+  the cache) and ``distinct`` sends workloads whose facts differ on every request
+  (a label numbered per request: every decision is a miss).
 
-Targets on the 2-core machine, embedded engine: p99 <= 10 ms at 200 req/s,
->= 800 req/s at saturation, <= 120 MB RSS per worker.
+Each row is closed-loop load from 8 keep-alive connections (2 processes × 4
+threads) with real Pod reviews captured from a Kubernetes v1.28 API server, and
+reports requests/s, p50/p95/p99, worker CPU per request, RSS per worker and
+fail-opens counted apart from served requests (a deadline fail-open is not a
+decision). Ratios to the floor measured in the same run are the figures to
+compare: other processes share the machine.
 
-    .venv/bin/python bench/admission.py [--seconds 20] [--engines embedded,opa] [--json]
+``--slow`` adds the second benchmark: 32 connections that send part of a TLS
+ClientHello and 32 that send headers and part of a body are held open while
+real reviews, one at a time on new connections, must be answered within 1 s.
+
+``--servers gthread,granian`` runs the same rows under granian (if installed:
+``pip install granian``) serving the same Flask apps (``bench/granian_app.py``).
+
+    nice .venv/bin/python bench/admission.py [--seconds 10] [--slow] [--servers gthread] [--json]
 """
 
 from __future__ import annotations
@@ -22,13 +32,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
-import urllib.request
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,6 +61,12 @@ POD_REVIEWS = [
     "pod-create_replicaset-controller_gke__salesforce.json",
     "pod-create_bare-pod_by-serviceaccount_openshift__datree-capture.json",
 ]
+# The fan-out: a tier-3 pod of a Job in an opted-in namespace, decided in full.
+BURST_REVIEW = "k8s-v1.28-loopback/03_create-pod_nightly-train.json"
+DISTINCT_COUNT = 4000
+CONNECTIONS = (2, 4)  # processes × threads: 8 keep-alive connections
+SLOW_EACH = 32
+REVIEW_WITHIN_S = 1.0
 
 
 def bodies() -> list[bytes]:
@@ -55,105 +75,203 @@ def bodies() -> list[bytes]:
     for name in POD_REVIEWS:
         document = json.loads((FIXTURES / name).read_text())
         found.append(json.dumps(document).encode())
-        labels = document["request"]["object"]["metadata"].setdefault("labels", {}) or {}
-        document["request"]["object"]["metadata"]["labels"] = {**labels, "carbongate.io/tier": "3"}
+        found.append(json.dumps(_tier3(document)).encode())
+    return found
+
+
+def _tier3(document: dict[str, Any]) -> dict[str, Any]:
+    labels = document["request"]["object"]["metadata"].get("labels") or {}
+    document["request"]["object"]["metadata"]["labels"] = {**labels, "carbongate.io/tier": "3"}
+    return document
+
+
+def burst_bodies() -> list[bytes]:
+    """One workload: the same pod again and again (only names and uids would differ)."""
+    return [json.dumps(_tier3(json.loads((FIXTURES / BURST_REVIEW).read_text()))).encode()]
+
+
+def distinct_bodies(count: int = DISTINCT_COUNT) -> list[bytes]:
+    """The real reviews with a label numbered per body: no two inputs alike."""
+    base = [json.loads(body) for body in bodies()]
+    found = []
+    for n in range(count):
+        document = base[n % len(base)]
+        document["request"]["object"]["metadata"].setdefault("labels", {})["bench/sequence"] = str(n)
         found.append(json.dumps(document).encode())
     return found
 
 
-def worker_rss_mb(server: webhook_server.RunningWebhook) -> list[float]:
-    """RSS of each gunicorn worker (children of the master), in MB."""
-    sizes = []
-    for pid in server.worker_pids():
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                sizes.append(int(line.split()[1]) / 1024)
-    return sizes
+# ------------------------------------------------------------------------------- servers
 
 
 @contextmanager
-def opa_double() -> Iterator[str]:
-    """The OPA REST test double in its own process, so it does not share our GIL.
-
-    The webhook loads the policies into it through the Policy API, as it does
-    into an OPA sidecar; the double prints its URL once it listens.
-    """
-    process = subprocess.Popen([sys.executable, "-m", "tests.support.opa_rest_double"], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def serving(directory: Path, app: str, server: str) -> Iterator[webhook_server.RunningWebhook]:
+    """``app`` (floor or carbongate) under ``server`` (gthread or granian), ready."""
+    directory.mkdir(parents=True, exist_ok=True)
+    webhook_server.generate_certs(directory / "certs")
+    _write_grid(directory)
+    port = webhook_server.free_port()
+    config = webhook_server.write_config(directory, port=port)
+    if server == "gthread":
+        module = "bench.floor" if app == "floor" else "webhook"
+        command = [sys.executable, "-m", module, "--config", str(config)]
+    else:
+        target = f"bench.granian_app:{app}"
+        command = [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--factory",
+                   "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--blocking-threads", "8",
+                   "--ssl-certificate", str(directory / "certs" / "tls.crt"),
+                   "--ssl-keyfile", str(_pkcs8(directory / "certs" / "tls.key")),
+                   "--ssl-protocol-min", "tls1.2", "--no-ws", "--log-level", "warning", target]
+    log = open(directory / "server.log", "wb")
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", "CARBONGATE_BENCH_CONFIG": str(config),
+                   "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=environment)
+    running = webhook_server.RunningWebhook(url=f"https://127.0.0.1:{port}", ca_file=directory / "certs" / "ca.crt",
+                                            directory=directory, process=process)
     try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        if not url.startswith("http://"):
-            raise RuntimeError(f"the OPA REST double did not start (exit code {process.poll()})")
-        urllib.request.urlopen(f"{url}/health", timeout=5).close()
-        yield url
+        webhook_server.wait_ready(running, 90)
+        yield running
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        webhook_server.stop(process)
+        log.close()
 
 
-def measure(engine: str, seconds: float, *, pool_size: int = 2) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix=f"cg-bench-{engine}-") as tmp:
-        directory = Path(tmp)
-        if engine == "opa":
-            with opa_double() as opa_url:
-                return _drive(directory, engine, seconds, opa_url, pool_size)
-        return _drive(directory, engine, seconds, "", pool_size)
+def _write_grid(directory: Path) -> None:
+    from bench.engine import write_grid
+    from carbongate import settings as settings_mod
+
+    shutil.move(str(write_grid(directory, settings_mod.load(environ={}))), directory / "grid.json")
 
 
-def _drive(directory: Path, engine: str, seconds: float, opa_url: str, pool_size: int) -> dict[str, object]:
-    sections: dict[str, dict[str, object]] = {"engine": {"kind": engine, "embedded_pool_size": pool_size}}
-    if opa_url:
-        sections["engine"]["opa_url"] = opa_url
-        sections["feed"] = {"publish_to": "opa"}
-    with webhook_server.running_webhook(directory, sections=sections) as server:
-        url, ca_file = server.url, str(server.ca_file)
-        payloads = bodies()
-        loadgen.fixed_rate(url + "/mutate", payloads, rate=50, seconds=2, ca_file=ca_file)  # warm up
-        rows: dict[str, object] = {}
-        for rate in (50, 200):
-            rows[f"{rate} req/s"] = loadgen.fixed_rate(url + "/mutate", payloads, rate=rate, seconds=seconds,
-                                                       ca_file=ca_file).summary()
-        rows["saturation"] = loadgen.saturation(url + "/mutate", payloads, seconds=seconds, ca_file=ca_file,
-                                                processes=2, threads=4).summary()
-        rows["rss_mb_per_worker"] = [round(v, 1) for v in worker_rss_mb(server)]
-        return rows
+def _pkcs8(key: Path) -> Path:
+    """granian reads PKCS#8 keys only."""
+    converted = key.with_suffix(".pk8")
+    subprocess.run(["openssl", "pkcs8", "-topk8", "-nocrypt", "-in", str(key), "-out", str(converted)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return converted
+
+
+def _workers(process: subprocess.Popen[bytes]) -> list[int]:
+    """The server's worker processes (children of the master; granian's too)."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    return [int(pid) for pid in children if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def _cpu_s(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _rss_mb(pids: list[int]) -> list[float]:
+    sizes = []
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(round(int(line.split()[1]) / 1024, 1))
+    return sizes
+
+
+# ------------------------------------------------------------------------------- rows
+
+
+def load_row(running: webhook_server.RunningWebhook, payloads: list[bytes], seconds: float) -> dict[str, Any]:
+    url, ca_file = running.url + "/mutate", str(running.ca_file)
+    loadgen.saturation(url, payloads[:64], seconds=1, ca_file=ca_file, processes=1, threads=2)  # warm up
+    pids = _workers(running.process)
+    cpu_before = _cpu_s(pids)
+    stats = loadgen.saturation(url, payloads, seconds=seconds, ca_file=ca_file,
+                               processes=CONNECTIONS[0], threads=CONNECTIONS[1])
+    served = max(1, stats.sent - stats.errors)
+    row: dict[str, Any] = dict(stats.summary())
+    row["cpu_ms_per_request"] = round((_cpu_s(pids) - cpu_before) / served * 1000, 2)
+    row["rss_mb_per_worker"] = _rss_mb(pids)
+    return row
+
+
+def slow_clients(running: webhook_server.RunningWebhook, review: bytes, *, reviews: int = 10) -> dict[str, Any]:
+    """Hold unfinished handshakes and bodies open; time real reviews on fresh connections."""
+    host, port = "127.0.0.1", int(running.url.rsplit(":", 1)[1])
+    held: list[socket.socket] = []
+    refused = 0
+    context = ssl.create_default_context(cafile=str(running.ca_file))
+    for _ in range(SLOW_EACH):  # unfinished bodies first: their handshakes must still complete
+        try:
+            tls = context.wrap_socket(socket.create_connection((host, port), timeout=5), server_hostname=host)
+            tls.sendall(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 10000\r\n\r\n{\"apiVersion\"")
+            held.append(tls)
+        except OSError:
+            refused += 1  # the server did not complete the handshake within 5 s
+    for _ in range(SLOW_EACH):
+        sock = socket.create_connection((host, port), timeout=5)
+        sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a ClientHello, cut short
+        held.append(sock)
+    time.sleep(0.5)
+    timings: list[float] = []
+    answered = 0
+    for _ in range(reviews):
+        began = time.perf_counter()
+        try:
+            status, body = running.post("/mutate", review, timeout=5)
+            answered += status == 200 and b'"allowed"' in body and (time.perf_counter() - began) <= REVIEW_WITHIN_S
+        except OSError:
+            pass
+        timings.append(round((time.perf_counter() - began) * 1000, 1))
+    for held_open in held:
+        held_open.close()
+    return {"held_open": len(held), "bodies_not_connected": refused, "reviews": reviews,
+            "answered_within_1s": answered, "ms": timings}
+
+
+def measure(server: str, seconds: float, slow: bool) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix=f"cg-bench-{server}-") as tmp:
+        with serving(Path(tmp) / "floor", "floor", server) as running:
+            rows["floor"] = load_row(running, bodies(), seconds)
+        with serving(Path(tmp) / "carbongate", "carbongate", server) as running:
+            rows["burst"] = load_row(running, burst_bodies(), seconds)
+            rows["distinct"] = load_row(running, distinct_bodies(), seconds)
+            _, metrics = running.get("/metrics")
+            rows["cache"] = {line.split("{")[1].split("}")[0]: line.rsplit(" ", 1)[1]
+                             for line in metrics.decode().splitlines()
+                             if line.startswith("carbongate_decision_cache_lookups_total{")}
+            if slow:
+                rows["slow_clients"] = slow_clients(running, burst_bodies()[0])
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--engines", default="embedded,opa")
-    parser.add_argument("--pool-sizes", default="2",
-                        help="engine.embedded_pool_size values to compare for the embedded engine (e.g. 1,2)")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--servers", default="gthread")
+    parser.add_argument("--slow", action="store_true", help="also the slow-client benchmark")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    pools = [int(p) for p in args.pool_sizes.split(",")]
-    results: dict[str, dict[str, object]] = {}
-    for engine in args.engines.split(","):
-        for pool in pools if engine == "embedded" else [2]:
-            label = f"{engine}-p{pool}" if engine == "embedded" and len(pools) > 1 else engine
-            results[label] = measure(engine, args.seconds, pool_size=pool)
+    load_before = os.getloadavg()[0]
+    results = {server: measure(server, args.seconds, args.slow) for server in args.servers.split(",")}
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"admission benchmark, {os.cpu_count()} cores, {args.seconds:.0f} s per row, "
-          f"load average {os.getloadavg()[0]:.2f} at the end\n")
-    print(f"{'engine':<12} {'load':<11} {'sent':>7} {'errors':>6} {'req/s':>8} "
-          f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
-    for engine, rows in results.items():
-        for load, row in rows.items():
-            if load == "rss_mb_per_worker":
-                continue
-            assert isinstance(row, dict)
-            print(f"{engine:<12} {load:<11} {row['sent']:>7} {row['errors']:>6} {row['rps']:>8} "
-                  f"{row['p50_ms']:>8} {row['p95_ms']:>8} {row['p99_ms']:>8}")
-        print(f"{engine:<12} RSS per worker (MB): {rows['rss_mb_per_worker']}")
-    if {"embedded", "opa"} <= results.keys():
-        e, o = results["embedded"]["saturation"], results["opa"]["saturation"]
-        assert isinstance(e, dict) and isinstance(o, dict)
-        print(f"\nsaturation ratio embedded/opa: {e['rps'] / max(o['rps'], 1e-9):.2f}x req/s, "
-              f"p99 {e['p99_ms']} vs {o['p99_ms']} ms")
+    print(f"admission benchmark, {os.cpu_count()} cores, {args.seconds:.0f} s per row, 8 connections, "
+          f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after\n")
+    print(f"{'server':<8} {'row':<9} {'req/s':>7} {'/floor':>6} {'p50':>6} {'p95':>6} {'p99':>6} "
+          f"{'cpu ms':>6} {'errors':>6} {'f-open':>6}  RSS MB/worker")
+    for server, rows in results.items():
+        floor = rows["floor"]["rps"] or 1e-9
+        for name in ("floor", "burst", "distinct"):
+            row = rows[name]
+            print(f"{server:<8} {name:<9} {row['rps']:>7} {row['rps'] / floor:>6.2f} {row['p50_ms']:>6} "
+                  f"{row['p95_ms']:>6} {row['p99_ms']:>6} {row['cpu_ms_per_request']:>6} {row['errors']:>6} "
+                  f"{row['fail_opens']:>6}  {row['rss_mb_per_worker']}")
+        print(f"{server:<8} decision cache lookups: {rows['cache']}")
+        if "slow_clients" in rows:
+            slow = rows["slow_clients"]
+            print(f"{server:<8} slow clients: {slow['held_open']} held open; {slow['answered_within_1s']}/"
+                  f"{slow['reviews']} reviews answered within 1 s; ms: {slow['ms']}")
     return 0
 
 

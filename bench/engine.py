@@ -10,9 +10,13 @@ processes on the machine disturb it less than wall-clock figures):
 * ``engine, decision input``: the same rule with the webhook's real decision
   input: what converting the input into the engine's values costs;
 * ``engine, decision``: ``data.carbongate.admission.decision`` itself;
-* ``webhook, whole request``: ``AdmissionService.handle`` (parse, plan,
-  input, engine, patch, metrics) minus nothing: compare with the line above to
-  see what the Python side adds.
+* ``engine, decision, input.object``: the same with the object passed whole
+  (``webhook.policy_input_object = true``): what that opt-in costs;
+* ``webhook, request, cache miss``: ``AdmissionService.handle`` (parse, plan,
+  input, engine, patch, metrics) with the decision cache off: compare with
+  ``engine, decision`` to see what the Python side adds;
+* ``webhook, request, cache hit``: the same review again within its second:
+  the decision comes from ``webhook.decision_cache``.
 
     .venv/bin/python bench/engine.py [--repeats 7] [--calls 100] [--json]
 """
@@ -20,6 +24,8 @@ processes on the machine disturb it less than wall-clock figures):
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import os
 import sys
@@ -75,21 +81,32 @@ def measure(directory: Path, *, calls: int, repeats: int) -> dict[str, Any]:
         "governance": {"budgets_snapshot_path": directory / "budgets.json"}})
     service = app_mod.create_app(settings, start_background=False).extensions["carbongate"]
     payloads = bodies()
+    service.decisions.max_entries = 0  # every call a miss, until the cache-hit row
     inputs = decision_inputs(service, payloads)
+    service.settings = dataclasses.replace(service.settings, webhook=dataclasses.replace(
+        service.settings.webhook, policy_input_object=True))
+    whole_inputs = decision_inputs(service, payloads)
+    service.settings = settings
     engine = service.engine
     rows = {
         "engine, no input": [cpu_ms_per_call(lambda: engine.evaluate(CONSTANT, {}), calls=calls, repeats=repeats)],
-        "engine, decision input": [cpu_ms_per_call(lambda i=i: engine.evaluate(CONSTANT, i), calls=calls,
+        "engine, decision input": [cpu_ms_per_call(functools.partial(engine.evaluate, CONSTANT, i), calls=calls,
                                                    repeats=repeats) for i in inputs],
-        "engine, decision": [cpu_ms_per_call(lambda i=i: engine.evaluate(DECISION, i), calls=calls,
+        "engine, decision": [cpu_ms_per_call(functools.partial(engine.evaluate, DECISION, i), calls=calls,
                                              repeats=repeats) for i in inputs],
-        "webhook, whole request": [cpu_ms_per_call(lambda b=b: service.handle(b), calls=calls, repeats=repeats)
-                                   for b in payloads],
+        "engine, decision, input.object": [cpu_ms_per_call(functools.partial(engine.evaluate, DECISION, i), calls=calls,
+                                                           repeats=repeats) for i in whole_inputs],
+        "webhook, request, cache miss": [cpu_ms_per_call(functools.partial(service.handle, b), calls=calls,
+                                                         repeats=repeats) for b in payloads],
     }
+    service.decisions.max_entries = settings.webhook.decision_cache_entries
+    rows["webhook, request, cache hit"] = [cpu_ms_per_call(functools.partial(service.handle, b), calls=calls,
+                                                           repeats=repeats) for b in payloads]
     service.close()
     return {
         "reviews": len(payloads),
         "input_bytes": [len(json.dumps(i)) for i in inputs],
+        "input_bytes_with_object": [len(json.dumps(i)) for i in whole_inputs],
         "cpu_ms": {name: summary(values) for name, values in rows.items()},
     }
 
@@ -99,13 +116,13 @@ def decision_inputs(service: Any, payloads: list[bytes]) -> list[Mapping[str, An
     captured: list[Mapping[str, Any]] = []
     evaluate = service._evaluate
 
-    def capture(policy_input: Mapping[str, Any]) -> Any:
+    def capture(policy_input: Mapping[str, Any], **keywords: Any) -> Any:
         captured.append(json.loads(json.dumps(policy_input)))
-        return evaluate(policy_input)
+        return evaluate(policy_input, **keywords)
 
     service._evaluate = capture
     for body in payloads:
-        service._review(reviews.parse(body))
+        service._review(reviews.parse(body), None)
     service._evaluate = evaluate
     return captured
 
@@ -128,11 +145,13 @@ def main() -> int:
         print(json.dumps(result, indent=2))
         return 0
     sizes = result["input_bytes"]
-    print(f"embedded engine, {result['reviews']} real Pod reviews, decision input {min(sizes)}-{max(sizes)} bytes")
+    whole = result["input_bytes_with_object"]
+    print(f"embedded engine, {result['reviews']} real Pod reviews, decision input {min(sizes)}-{max(sizes)} bytes "
+          f"({min(whole)}-{max(whole)} with input.object)")
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; CPU ms per call, min over repeats\n")
-    print(f"{'':<24} {'min':>7} {'median':>7} {'max':>7}")
+    print(f"{'':<32} {'min':>7} {'median':>7} {'max':>7}")
     for name, row in result["cpu_ms"].items():
-        print(f"{name:<24} {row['min']:>7.3f} {row['median']:>7.3f} {row['max']:>7.3f}")
+        print(f"{name:<32} {row['min']:>7.3f} {row['median']:>7.3f} {row['max']:>7.3f}")
     return 0
 
 

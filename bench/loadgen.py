@@ -25,6 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+# In the warning of every fail-open response (webhook.admission.fail_open).
+FAIL_OPEN_MARK = b"admitted unchanged, no decision"
+
 
 @dataclass(frozen=True)
 class Stats:
@@ -34,10 +37,12 @@ class Stats:
     errors: int
     seconds: float
     latencies_ms: tuple[float, ...]
+    # Answered, but "admitted unchanged, no decision": counted apart, not as served.
+    fail_opens: int = 0
 
     @property
     def rps(self) -> float:
-        return (self.sent - self.errors) / self.seconds if self.seconds else 0.0
+        return (self.sent - self.errors - self.fail_opens) / self.seconds if self.seconds else 0.0
 
     def percentile(self, p: float) -> float:
         if not self.latencies_ms:
@@ -47,7 +52,7 @@ class Stats:
 
     def summary(self) -> dict[str, float]:
         return {
-            "sent": self.sent, "errors": self.errors, "rps": round(self.rps, 1),
+            "sent": self.sent, "errors": self.errors, "fail_opens": self.fail_opens, "rps": round(self.rps, 1),
             "p50_ms": round(self.percentile(50), 2), "p95_ms": round(self.percentile(95), 2),
             "p99_ms": round(self.percentile(99), 2),
             "mean_ms": round(statistics.fmean(self.latencies_ms), 2) if self.latencies_ms else float("nan"),
@@ -62,6 +67,7 @@ class _Client:
         self._host, self._port, self._path = parts.hostname or "127.0.0.1", parts.port or 443, parts.path
         self._context = ssl.create_default_context(cafile=ca_file)
         self._connection: http.client.HTTPSConnection | None = None
+        self.fail_opens = 0
 
     def post(self, body: bytes) -> bool:
         for attempt in range(2):
@@ -73,6 +79,7 @@ class _Client:
                                          headers={"Content-Type": "application/json"})
                 response = self._connection.getresponse()
                 payload = response.read()
+                self.fail_opens += FAIL_OPEN_MARK in payload
                 return response.status == 200 and b'"allowed"' in payload
             except (OSError, http.client.HTTPException):
                 self.close()
@@ -98,6 +105,7 @@ def fixed_rate(url: str, bodies: Sequence[bytes], *, rate: float, seconds: float
         schedule.put(None)
     latencies: list[float] = []
     errors = [0]
+    fail_opens = [0]
     lock = threading.Lock()
 
     def worker() -> None:
@@ -113,6 +121,8 @@ def fixed_rate(url: str, bodies: Sequence[bytes], *, rate: float, seconds: float
                 latencies.append(elapsed)
                 errors[0] += 0 if ok else 1
         client.close()
+        with lock:
+            fail_opens[0] += client.fail_opens
 
     threads = [threading.Thread(target=worker) for _ in range(connections)]
     for thread in threads:
@@ -120,13 +130,14 @@ def fixed_rate(url: str, bodies: Sequence[bytes], *, rate: float, seconds: float
     for thread in threads:
         thread.join(timeout=seconds + 60)
     return Stats(sent=total, errors=errors[0], seconds=time.perf_counter() - start,
-                 latencies_ms=tuple(latencies))
+                 latencies_ms=tuple(latencies), fail_opens=fail_opens[0])
 
 
 def _closed_loop(url: str, bodies: list[bytes], seconds: float, ca_file: str, threads: int,
-                 out: multiprocessing.Queue[str]) -> None:
+                 out: multiprocessing.Queue[str], start: int = 0) -> None:
     latencies: list[float] = []
     errors = [0]
+    fail_opens = [0]
     lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
 
@@ -141,22 +152,30 @@ def _closed_loop(url: str, bodies: list[bytes], seconds: float, ca_file: str, th
                 errors[0] += 0 if ok else 1
             i += threads
         client.close()
+        with lock:
+            fail_opens[0] += client.fail_opens
 
-    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    pool = [threading.Thread(target=worker, args=(start + n,)) for n in range(threads)]
     for thread in pool:
         thread.start()
     for thread in pool:
         thread.join(timeout=seconds + 30)
-    out.put(json.dumps({"latencies": latencies, "errors": errors[0]}))
+    out.put(json.dumps({"latencies": latencies, "errors": errors[0], "fail_opens": fail_opens[0]}))
 
 
 def saturation(url: str, bodies: Sequence[bytes], *, seconds: float, ca_file: str,
                processes: int = 2, threads: int = 4) -> Stats:
-    """Closed-loop load from ``processes`` × ``threads`` keep-alive connections."""
+    """Closed-loop load from ``processes`` × ``threads`` keep-alive connections.
+
+    Each process starts at its own share of ``bodies``, so with many distinct
+    bodies no two connections send the same one at the same time.
+    """
     context = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue[str] = context.Queue()
-    workers = [context.Process(target=_closed_loop, args=(url, list(bodies), seconds, ca_file, threads, out))
-               for _ in range(processes)]
+    share = max(threads, len(bodies) // processes)
+    workers = [context.Process(target=_closed_loop,
+                               args=(url, list(bodies), seconds, ca_file, threads, out, n * share))
+               for n in range(processes)]
     began = time.perf_counter()
     for process in workers:
         process.start()
@@ -165,4 +184,5 @@ def saturation(url: str, bodies: Sequence[bytes], *, seconds: float, ca_file: st
         process.join(timeout=30)
     latencies = tuple(latency for r in results for latency in r["latencies"])
     return Stats(sent=len(latencies), errors=sum(r["errors"] for r in results),
-                 seconds=time.perf_counter() - began, latencies_ms=latencies)
+                 seconds=time.perf_counter() - began, latencies_ms=latencies,
+                 fail_opens=sum(r["fail_opens"] for r in results))

@@ -100,6 +100,11 @@ class WebhookSettings:
     body_timeout_s: float = 5.0
     # A decision slower than this is abandoned: admitted unchanged (fail-open).
     decision_deadline_ms: int = 250
+    # Decisions kept per worker for inputs seen again (webhook/decision_cache.py); 0: off.
+    decision_cache_entries: int = 512
+    # Hand the policy the whole object as input.object (no shipped policy reads it; it
+    # costs engine time on every request and defeats the decision cache): docs/policies.md.
+    policy_input_object: bool = False
     # carbongate's own namespace: never mutated.
     own_namespace: str = "carbongate"
     # Namespaces never touched whatever their labels say.

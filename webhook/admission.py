@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from governance import energy as energy_model
 from planner import plan as planning
 from planner import snapshot
 from webhook import decisions, mutations, patches, reviews, workloads
@@ -57,6 +58,12 @@ class Knowledge:
     stale_grace_s: int = 900
     # The grid's forecasts parsed once per snapshot version (planner.plan.parse_regions).
     grid_series: Mapping[str, Any] | None = None
+    # webhook.policy_input_object: hand the policy the whole object as ``input.object``
+    # (no shipped policy reads it; it costs the engine time on every request).
+    object_in_input: bool = False
+    # Plans already made under this grid version, by instant, shape and rules (the
+    # service keeps one per grid version): a fan-out of identical pods plans once.
+    plans: MutableMapping[Any, planning.Plan | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,24 @@ def _applies(request: reviews.Request, knowledge: Knowledge) -> bool:
     return isinstance(request.object, Mapping)
 
 
+# The version of the facts contract below (docs/architecture.md, "OPA input"): a field
+# added is a new version, so a policy may check which facts it is given.
+FACTS_VERSION = 2
+
+
+def decision_instant(now: datetime) -> datetime:
+    """``now`` at the resolution the policy decides at: whole seconds, rounded down.
+
+    Everything in the input that depends on the time (``now``, ``now_ns``, the
+    plan's windows and intensities now) is computed from this instant, so two
+    requests for the same workload within the same second have the same input
+    bytes and share one decision (``webhook.decision_cache``). Rounding down is
+    the conservative direction for deadlines: a deadline is ``now + delay``,
+    so it can only come earlier than asked, by under a second, never later.
+    """
+    return now.replace(microsecond=0)
+
+
 def build_input(
     request: reviews.Request,
     workload: workloads.Workload,
@@ -126,28 +151,41 @@ def build_input(
     knowledge: Knowledge,
     energy_kwh: EnergyEstimate,
 ) -> dict[str, Any]:
-    """The OPA input document (see "OPA input" in docs/architecture.md)."""
+    """The OPA input: the facts of the request (see "OPA input" in docs/architecture.md).
+
+    Only facts Python extracted, never the whole object unless the platform
+    opts in (``Knowledge.object_in_input``): the engine's cost grows with its
+    input, and identical workloads must give identical inputs to share a
+    cached decision (the object carries names and uids that always differ).
+    """
+    now = decision_instant(knowledge.now)
     duration_s = workload.expected_duration_s or _default_duration(knowledge.config)
     energy, energy_error = _energy(request.object or {}, duration_s, energy_kwh)
-    obj, size_error = _object_input(request, workload)
-    errors = tuple(error for error in (energy_error, size_error) if error)
-    if errors:
-        workload = dataclasses.replace(workload, parse_errors=(*workload.parse_errors, *errors))
-    return {
-        "now": snapshot.format_time(knowledge.now),
-        "now_ns": int(knowledge.now.timestamp()) * NS_PER_S,
+    resources, resources_error = _resources(workload)
+    # Unreadable resources are one mistake, reported once (the energy estimate reads them too).
+    errors: list[str] = [error for error in (energy_error or resources_error,) if error]
+    policy_input: dict[str, Any] = {
+        "facts_version": FACTS_VERSION,
+        "now": snapshot.format_time(now),
+        "now_ns": int(now.timestamp()) * NS_PER_S,
         "operation": request.operation,
         "dry_run": request.dry_run,
         "kind": request.kind,
         "namespace": request.namespace,
         "namespace_labels": dict(knowledge.namespace_labels),
-        "object": obj,
         "user": {"username": request.username},
         "own_namespace": knowledge.own_namespace,
-        "workload": _workload_input(workload, energy),
-        "plan": _plan(workload, duration_s, knowledge),
-        "budget": _budget(workload, request, knowledge),
     }
+    if knowledge.object_in_input:
+        obj, size_error = _object_input(request, workload)
+        policy_input["object"] = obj
+        errors += [size_error] if size_error else []
+    if errors:
+        workload = dataclasses.replace(workload, parse_errors=(*workload.parse_errors, *errors))
+    policy_input["workload"] = _workload_input(workload, energy, resources)
+    policy_input["plan"] = _plan(workload, duration_s, knowledge, now)
+    policy_input["budget"] = _budget(workload, request, knowledge)
+    return policy_input
 
 
 BOOKKEEPING_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
@@ -199,7 +237,17 @@ def _energy(obj: Mapping[str, Any], duration_s: int, energy_kwh: EnergyEstimate)
         return None, f"resources: {error}"
 
 
-def _workload_input(workload: workloads.Workload, energy: float | None) -> dict[str, Any]:
+def _resources(workload: workloads.Workload) -> tuple[dict[str, float] | None, str]:
+    """What the scheduler reserves for one pod (requests, else limits), GPUs of any vendor."""
+    try:
+        found = energy_model.effective_resources(workload.pod_spec)
+    except ValueError as error:
+        return None, f"resources: {error}"
+    return {"cpu": round(found.vcpu, 6), "memory_bytes": round(found.memory_bytes), "gpus": found.gpus}, ""
+
+
+def _workload_input(workload: workloads.Workload, energy: float | None,
+                    resources: Mapping[str, float] | None) -> dict[str, Any]:
     return {
         "labels": dict(workload.labels),
         "annotations": dict(workload.annotations),
@@ -212,11 +260,12 @@ def _workload_input(workload: workloads.Workload, energy: float | None) -> dict[
         "data_region": workload.data_region,
         "data_gb": workload.data_gb,
         "energy_kwh": None if energy is None else round(energy, 6),
+        "resources": resources,
         "parse_errors": list(workload.parse_errors),
     }
 
 
-def _plan(workload: workloads.Workload, duration_s: int, knowledge: Knowledge) -> planning.Plan | None:
+def _plan(workload: workloads.Workload, duration_s: int, knowledge: Knowledge, now: datetime) -> planning.Plan | None:
     if knowledge.grid is None:
         return None
     longest = _longest_delay(knowledge.config)
@@ -232,8 +281,21 @@ def _plan(workload: workloads.Workload, duration_s: int, knowledge: Knowledge) -
         network_kwh_per_gb=float(knowledge.config.get("network_kwh_per_gb", 0.0)),
         stale_grace_s=knowledge.stale_grace_s,
     )
-    return planning.plan_workload(knowledge.grid["regions"], shape, now=knowledge.now, rules=rules,
+    key = (now, shape, rules)
+    known = knowledge.plans.get(key, _NOT_PLANNED) if knowledge.plans is not None else _NOT_PLANNED
+    if known is not _NOT_PLANNED:
+        return known  # type: ignore[return-value]
+    made = planning.plan_workload(knowledge.grid["regions"], shape, now=now, rules=rules,
                                   parsed=knowledge.grid_series)
+    if knowledge.plans is not None:
+        if len(knowledge.plans) >= MAX_PLANS_KEPT:
+            knowledge.plans.clear()
+        knowledge.plans[key] = made
+    return made
+
+
+MAX_PLANS_KEPT = 256
+_NOT_PLANNED = object()
 
 
 PERIOD_FIELDS = ("period", "period_start_ns", "period_end_ns")

@@ -14,7 +14,8 @@ def json_patch(original: Mapping[str, Any], mutated: Mapping[str, Any]) -> list[
     ``mutations.apply`` copies on write, so whatever it did not change is the
     very same object in both: those parts are skipped by identity (not
     compared, which jsonpatch does by serialising them), and only the objects
-    on the way to a change are walked. The changed parts are diffed by jsonpatch.
+    on the way to a change are walked. A changed value becomes one ``replace``;
+    only an array that lost items (carbongate never removes any) is left to jsonpatch.
     """
     return list(_diff("", original, mutated))
 
@@ -30,8 +31,14 @@ def _diff(path: str, before: Any, after: Any) -> Iterator[dict[str, Any]]:
         for index in range(len(before), len(after)):
             yield {"op": "add", "path": f"{path}/{index}", "value": after[index]}
         return
+    if isinstance(before, list) and isinstance(after, list):
+        yield from _jsonpatch(path, before, after)  # an array that shrank: never carbongate's own change
+        return
     if not (isinstance(before, Mapping) and isinstance(after, Mapping)):
-        yield from _jsonpatch(path, before, after)
+        # A value carbongate set (``spec.suspend``, an annotation) or a container of another
+        # type: one replace, what jsonpatch's diff also emits, without serialising both sides.
+        if type(before) is not type(after) or before != after:
+            yield {"op": "replace", "path": path, "value": after}
         return
     for key in before:
         if key not in after:

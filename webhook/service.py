@@ -21,7 +21,7 @@ from planner import plan as planning
 from planner import snapshot
 from policy_engine import engine as engine_mod
 from policy_engine import errors as engine_errors
-from webhook import admission, certificate, metrics, reviews, state
+from webhook import admission, certificate, decision_cache, metrics, reviews, state
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ class AdmissionService:
         self.budgets = self._document("budgets", settings.governance.budgets_snapshot_path, state.load_json)
         self.config = self._document("config", settings.engine.policy_dir / CONFIG_FILE, state.load_json)
         self.certificate = certificate.Expiry(path=settings.webhook.certfile, clock=clock)
-        self._grid_series: tuple[Any, Mapping[str, Any]] | None = None
+        self._grid_series: tuple[Any, Mapping[str, Any], dict[Any, Any]] | None = None
+        self.decisions = decision_cache.DecisionCache(max_entries=settings.webhook.decision_cache_entries)
         # Documents loaded but not yet in the engine (the last push failed); the
         # last version the engine took of each, and when (monotonic seconds).
         self._unpushed: dict[str, Mapping[str, Any]] = {}
@@ -200,23 +201,38 @@ class AdmissionService:
         except Exception as error:
             log.warning("admitting %s unchanged: namespace %s unreadable: %s", request.uid, request.namespace, error)
             return admission.fail_open(request.uid, "namespace-unreadable")
-        return admission.review(
-            request, knowledge=self._knowledge(labels), decide=functools.partial(self._evaluate, deadline=deadline),
-            energy_kwh=self._energy_kwh,
-        )
+        evaluate = functools.partial(self._evaluate, deadline=deadline)
+        versions = self._versions()
 
-    def _parsed_grid(self, grid: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-        """The grid's forecasts as series, parsed once per snapshot version."""
+        def decide(policy_input: Mapping[str, Any]) -> Any:
+            return self.decisions.decide(versions, policy_input, evaluate)
+
+        return admission.review(request, knowledge=self._knowledge(labels), decide=decide,
+                                energy_kwh=self._energy_kwh)
+
+    def _versions(self) -> tuple[Any, ...]:
+        """What a decision depends on besides its input, read before deciding (by identity).
+
+        The policy version (its config included), the documents this worker read,
+        and the last of each the engine accepted: a push that failed and later
+        succeeds changes the engine's data without changing the files.
+        """
+        return (self.engine.version, self.grid.value, self.budgets.value, self.config.value,
+                self._accepted.get("grid"), self._accepted.get("budgets"))
+
+    def _parsed_grid(self, grid: Mapping[str, Any] | None) -> tuple[Mapping[str, Any] | None, dict[Any, Any] | None]:
+        """The grid's forecasts as series, parsed once per snapshot version, and its plans made so far."""
         if grid is None:
-            return None
+            return None, None
         cached = self._grid_series
         if cached is None or cached[0] is not grid:
-            cached = self._grid_series = (grid, planning.parse_regions(grid["regions"]))
-        return cached[1]
+            cached = self._grid_series = (grid, planning.parse_regions(grid["regions"]), {})
+        return cached[1], cached[2]
 
     def _knowledge(self, namespace_labels: Mapping[str, str]) -> admission.Knowledge:
         grid = self.grid.value
         config = self.config.value or {}
+        series, plans = self._parsed_grid(grid)
         return admission.Knowledge(
             now=self._clock(),
             grid=grid,  # type: ignore[arg-type]
@@ -230,7 +246,9 @@ class AdmissionService:
             plan_step_s=self.settings.grid.plan_step_min * 60,
             horizon_s=self.settings.grid.forecast_horizon_h * 3600,
             stale_grace_s=self.settings.grid.stale_grace_s,
-            grid_series=self._parsed_grid(grid),
+            grid_series=series,
+            plans=plans,
+            object_in_input=self.settings.webhook.policy_input_object,
         )
 
     def _evaluate(self, policy_input: Mapping[str, Any], *, deadline: float | None) -> Any:

@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 
 from carbongate import settings as settings_mod
-from webhook import offline, suite
+from webhook import decision_cache, offline, suite
 
 SUITE = Path(__file__).resolve().parent / suite.SUITE_FILE
 SETTINGS = settings_mod.load(environ={})
@@ -44,6 +44,72 @@ def test_case(reviewer: offline.Reviewer, test: suite.Test) -> None:
     for check in checks:
         assert check.patched is not None
         _validate(check.patched)
+
+
+def test_a_cached_decision_equals_a_fresh_one_on_every_case(engine: Any) -> None:
+    """Every case decided fresh, then through one shared cache twice (a miss, then a hit).
+
+    Each case puts its own grid and budgets, so the cache also turns its epoch
+    between cases: a case is never answered with the previous case's decision.
+    """
+    cache = decision_cache.DecisionCache(max_entries=64)
+    hits = decision_cache.LOOKUPS.labels(result="hit")._value.get()
+    decided = 0
+    for name, case in load_cases():
+        _, (fresh, *through_cache) = decide_case_through(engine, case, cache)
+        decided += fresh.policy_input is not None
+        for cached in through_cache:
+            assert cached.response == fresh.response, name
+            assert cached.decision == fresh.decision, name
+            assert cached.patch == fresh.patch, name
+    # The second pass through the cache of every case that reached the policy was a hit.
+    assert decided > 20
+    assert decision_cache.LOOKUPS.labels(result="hit")._value.get() - hits == decided
+
+
+class CachedEngine:
+    """The reviewer's engine with every admission decision asked through a decision cache.
+
+    The versions are the engine's policy version and the grid and budgets
+    documents the reviewer last put (each test puts its own), as the webhook
+    keys its cache by the documents its worker holds.
+    """
+
+    def __init__(self, reviewer: offline.Reviewer, cache: decision_cache.DecisionCache) -> None:
+        self._reviewer, self._engine, self._cache = reviewer, reviewer.engine, cache
+
+    def evaluate(self, path: str, document: Any) -> Any:
+        held = self._reviewer._held
+        versions = (self._engine.version, held.get("grid"), held.get("budgets"), self._reviewer.config)
+        return self._cache.decide(versions, document, lambda doc: self._engine.evaluate(path, doc))
+
+    def put_data(self, name: str, document: Any) -> None:
+        self._engine.put_data(name, document)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
+def test_a_cached_decision_equals_a_fresh_one_on_every_case() -> None:
+    """Every case decided through one shared cache twice (a miss, then a hit), against its expectations.
+
+    The expectations are the fresh decisions; each case puts its own grid and
+    budgets, so the cache also turns its epoch between cases: a case is never
+    answered with the previous case's decision.
+    """
+    reviewer = offline.Reviewer(SETTINGS, policy_version=suite.POLICY_VERSION)
+    try:
+        reviewer.engine = CachedEngine(reviewer, decision_cache.DecisionCache(max_entries=64))
+        hits = decision_cache.LOOKUPS.labels(result="hit")._value.get()
+        for test in TESTS:
+            for _ in range(2):
+                checks = suite.run_test(test, reviewer=reviewer, settings=SETTINGS)
+                failed = [f"{c.resource}: {c.error or chr(10).join(c.problems)}" for c in checks if c.status != "pass"]
+                assert not failed, (test.name, failed)
+        assert decision_cache.LOOKUPS.labels(result="hit")._value.get() - hits > 20
+    finally:
+        reviewer.engine = reviewer.engine._engine if isinstance(reviewer.engine, CachedEngine) else reviewer.engine
+        reviewer.close()
 
 
 def _validate(obj: dict[str, Any]) -> None:

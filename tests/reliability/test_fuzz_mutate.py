@@ -191,11 +191,17 @@ def decided_on_own_fields(target: fuzz_target.FuzzTarget, pod: dict[str, Any]) -
 def test_a_workloads_own_annotations_cannot_force_a_fail_open_or_a_flood_of_warnings(
         target: fuzz_target.FuzzTarget, annotations: dict[str, str]) -> None:
     """Issue 15: 20,000 unknown regions missed the deadline (admitted unchanged) and 1,000 gave
-    1,001 warnings; each cap that bites is said once in a warning."""
+    1,001 warnings; each cap that bites is said once in a warning.
+
+    Issue 14: other annotations than carbongate's are no fact the policy sees (the object is
+    not in its input by default), so no cap bites for them and there is nothing to warn about.
+    """
     response = decided_on_own_fields(target, tier3_pod(annotations))
     warnings = response["response"].get("warnings", [])
     assert len(warnings) <= 12 and sum(map(len, warnings)) <= 4096
-    assert any("considered" in w or "ignored" in w or "over" in w for w in warnings), warnings
+    assert not any("no decision" in w for w in warnings), warnings
+    if any(key.startswith("carbongate.io/") for key in annotations):
+        assert any("considered" in w or "ignored" in w or "over" in w for w in warnings), warnings
 
 
 def test_twenty_thousand_labels_are_decided(target: fuzz_target.FuzzTarget) -> None:

@@ -28,7 +28,7 @@ from policy_engine import engine as engine_mod
 from policy_engine import errors, factory
 from tests.reliability import checks, fuzz_target, grid, strategies
 from tests.reliability.profiles import examples
-from webhook import admission, reviews, workloads
+from webhook import admission, decision_cache, reviews, workloads
 from webhook import decisions as webhook_decisions
 from webhook import state as webhook_state
 
@@ -248,3 +248,23 @@ def test_an_applicable_decision_is_applied_not_refused(
     if result.patch:
         patched = checks.apply(request.object or {}, result.patch)
         assert checks.schema_problems(patched) == [] and checks.api_problems(patched) == []
+
+
+# --- issue 14: a cached decision is the decision ---------------------------------------------
+
+_SHARED_CACHE = decision_cache.DecisionCache(max_entries=64)
+
+
+@examples(150)
+@given(reviews=st.lists(strategies.valid_reviews(), min_size=1, max_size=3))
+def test_a_decision_from_the_cache_equals_a_fresh_evaluation(policy: Policy, reviews: list[dict[str, Any]]) -> None:
+    """One cache shared by every example (bounded, so entries also age out): whatever it held
+    before, each input is answered with exactly what the engine says for it now."""
+    versions = (policy.engine.version, policy.knowledge.grid, policy.knowledge.budgets)
+    for review in reviews:
+        policy_input = policy.input_for(review)
+        fresh, _ = policy.evaluate(policy_input)
+        for _ in range(2):
+            cached = _SHARED_CACHE.decide(versions, policy_input,
+                                          lambda doc: policy.engine.evaluate(engine_mod.ADMISSION_DECISION, doc))
+            assert cached == fresh

@@ -14,9 +14,10 @@ import pytest
 
 from carbongate import timefmt
 from tests.webhook import builders
-from webhook import admission, reviews
+from webhook import admission, decision_cache, reviews
 
 NOW = "2026-11-22T10:00:00Z"
+START = datetime(2026, 11, 22, 10, tzinfo=timezone.utc)
 CONFIG = {"default_duration_s": 3600, "network_kwh_per_gb": 0.06,
           "tiers": {"1": {"max_delay_s": 0}, "2": {"max_delay_s": 7200}, "3": {"max_delay_s": 86400}}}
 DEFER = {"action": "defer", "mode": "enforce", "tier": "3", "reason": "cleaner-window",
@@ -207,11 +208,62 @@ def test_unreadable_resources_become_a_parse_error_not_a_crash() -> None:
     assert "resources: cpu" in decide.seen[0]["workload"]["parse_errors"][0]
 
 
-def test_the_input_object_leaves_out_api_server_and_kubectl_bookkeeping() -> None:
+def test_the_policy_gets_facts_not_the_object_by_default() -> None:
     decide = always(None)
     run(builders.loopback("01_create-job_nightly-train.json"), decide)
+    document = decide.seen[0]
+    assert "object" not in document
+    assert document["facts_version"] == admission.FACTS_VERSION
+    assert document["workload"]["annotations"]["carbongate.io/max-delay"] == "12h"
+    assert document["workload"]["resources"]["cpu"] > 0
+
+
+def test_gpus_of_any_vendor_are_a_fact() -> None:
+    decide = always(None)
+    review = builders.review()
+    container = review["request"]["object"]["spec"]["containers"][0]
+    container["resources"] = {"requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"nvidia.com/gpu": "2"}}
+    run(review, decide)
+    assert decide.seen[0]["workload"]["resources"] == {"cpu": 2.0, "memory_bytes": 1024 ** 3, "gpus": 2.0}
+
+
+def test_identical_workloads_within_a_second_give_identical_input_bytes() -> None:
+    """What makes a fan-out share one cached decision: names and uids are not facts."""
+    first, second = builders.review(), builders.review()
+    second["request"]["uid"] = "another-uid"
+    second["request"]["object"]["metadata"]["name"] = "another-name"
+    second["request"]["object"]["metadata"]["uid"] = "another-object-uid"
+    decide = always(None)
+    run(first, decide, now=START.replace(microsecond=1000))
+    run(second, decide, now=START.replace(microsecond=999_000))
+    assert decision_cache.canonical(decide.seen[0]) == decision_cache.canonical(decide.seen[1])
+
+
+def test_now_is_rounded_down_to_the_second_so_deadlines_only_come_earlier() -> None:
+    decide = always(None)
+    run(builders.review(), decide, now=START.replace(microsecond=999_999))
+    assert decide.seen[0]["now_ns"] == int(START.timestamp()) * 1_000_000_000
+    assert decide.seen[0]["now"] == NOW
+
+
+def test_the_opted_in_input_object_leaves_out_api_server_and_kubectl_bookkeeping() -> None:
+    decide = always(None)
+    run(builders.loopback("01_create-job_nightly-train.json"), decide, object_in_input=True)
     document = decide.seen[0]
     assert "managedFields" not in document["object"]["metadata"]
     assert "kubectl.kubernetes.io/last-applied-configuration" not in document["object"]["metadata"]["annotations"]
     assert "kubectl.kubernetes.io/last-applied-configuration" not in document["workload"]["annotations"]
     assert document["object"]["metadata"]["annotations"]["carbongate.io/max-delay"] == "12h"
+
+
+def test_an_opted_in_object_over_the_limit_is_handed_over_as_its_metadata_with_a_warning() -> None:
+    decide = always(None)
+    review = builders.review(builders.pod(annotations={"example.com/blob": "x" * (admission.MAX_OBJECT_INPUT_BYTES + 1),
+                                                       "carbongate.io/max-delay": "2h"}))
+    run(review, decide, object_in_input=True)
+    document = decide.seen[0]
+    assert "spec" not in document["object"]
+    assert document["object"]["metadata"]["annotations"] == {"carbongate.io/max-delay": "2h"}
+    assert any("over 262144" in error for error in document["workload"]["parse_errors"])
+    run(review, decide)
+    assert "object" not in decide.seen[1] and decide.seen[1]["workload"]["parse_errors"] == []

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import jsonpatch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.webhook import builders
 from webhook import mutations, patches
@@ -94,3 +99,46 @@ def test_the_patch_applies_to_the_original_and_yields_the_mutated_copy() -> None
     ops = patches.json_patch(request["object"], mutated)
     assert patches.apply_patch(request["object"], ops) == mutated
     assert {"op": "replace", "path": "/spec/suspend", "value": True} in ops
+
+
+# --- issue 14: the patch built from touched paths is the whole diff -----------------------------
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False, width=16),
+                     st.text(max_size=3))
+_json = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3)), max_leaves=12)
+
+
+@st.composite
+def _edited(draw: st.DrawFn) -> tuple[Any, Any]:
+    """A document and a copy-on-write edit of it: values replaced, keys added and removed, arrays grown."""
+    def edit(value: Any) -> Any:
+        choice = draw(st.integers(0, 3))
+        if choice == 0:
+            return value  # shared, as mutations.apply leaves what it does not touch
+        if isinstance(value, dict) and choice < 3:
+            copy = dict(value)
+            for key in list(copy)[:draw(st.integers(0, len(copy)))]:
+                copy[key] = edit(copy[key])
+            if draw(st.booleans()) and copy:
+                del copy[draw(st.sampled_from(sorted(copy)))]
+            if draw(st.booleans()):
+                copy[draw(st.text(max_size=3))] = draw(_json)
+            return copy
+        if isinstance(value, list) and choice < 3:
+            return [edit(item) for item in value] + draw(st.lists(_json, max_size=2))
+        return draw(_json)
+
+    before = draw(st.dictionaries(st.text(max_size=3), _json, max_size=4))
+    return before, edit(before)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pair=_edited())
+def test_the_patch_of_touched_paths_turns_the_original_into_the_copy_as_a_full_diff_does(
+        pair: tuple[Any, Any]) -> None:
+    before, after = pair
+    snapshot = json.dumps(before, sort_keys=True)
+    ours = patches.json_patch(before, after)
+    assert patches.apply_patch(before, ours) == jsonpatch.make_patch(before, after).apply(before) == after
+    assert json.dumps(before, sort_keys=True) == snapshot  # the original is never changed
