@@ -147,7 +147,7 @@ def savings_per_week(teams: Sequence[report.TeamReport], period: periods.Period,
             bars = axes.bar(xs, heights, width=width * 0.92, label=team.totals.name,
                             color=TEAM_COLOURS[i % len(TEAM_COLOURS)])
             axes.bar_label(bars, labels=[_bar_label(v, unit, largest) for _, v in team.weekly_saved],
-                           fontsize=10, color=MUTED, padding=2)
+                           fontsize=11, color=MUTED, padding=2)
         axes.axhline(0, color="#9aa5b1", linewidth=0.8)
         axes.set_xticks(range(len(weeks)), [_week_label(s, e) for s, e in weeks])
         axes.set_ylabel(f"{unit} CO\u2082e saved")
