@@ -140,8 +140,12 @@ def ledger_url(period: periods.Period, *, now: datetime) -> Iterator[str]:
         sa.event.listen(engine, "connect", _unsynced)
         store = ledger.SqlLedger(engine=engine)
         try:
-            with _quiet(ledger.log):
+            level = ledger.log.level
+            ledger.log.setLevel(logging.WARNING)
+            try:
                 ledger.migrate(engine)
+            finally:
+                ledger.log.setLevel(level)
             for record in records(period, now=now):
                 store.record(record)
         finally:
@@ -154,13 +158,3 @@ def _unsynced(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous=OFF")
     cursor.close()
-
-
-@contextlib.contextmanager
-def _quiet(logger: logging.Logger) -> Iterator[None]:
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

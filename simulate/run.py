@@ -148,7 +148,7 @@ def simulate(options: Options) -> Result:
                               "(submission to deadline, in every region it may use)")
     needed = sorted({r for j in replayable for r in j.regions})
     declared = _policies(options.policy_dir)
-    added = added_regions(_config(declared), needed)
+    added = added_regions(_config(declared), [r for j in replayable if len(j.regions) > 1 for r in j.regions])
     with config_with_regions(options, declared, added) as replayed:
         policy_set = _policies(replayed.policy_dir) if added else declared
         found = _replay(replayed, traces, replayable, needed, _config(policy_set), policy_set)
@@ -193,7 +193,11 @@ def _replay(options: Options, traces: Mapping[str, grid.Trace], replayable: Sequ
 
 
 def added_regions(config: Mapping[str, Any], needed: Sequence[str]) -> list[str]:
-    """Regions the jobs may use that ``data.carbongate.config.regions`` does not list, sorted."""
+    """Regions in ``needed`` that ``data.carbongate.config.regions`` does not list, sorted.
+
+    The caller passes the regions of jobs that may move: a job's only region is its home,
+    which the policies always allow, so a one-region replay adds nothing.
+    """
     listed = config.get("regions")
     known = set(listed) if isinstance(listed, Mapping) else set()
     return sorted(set(needed) - known)

@@ -145,3 +145,11 @@ def test_the_plot_file_is_written(caiso: run.Result, tmp_path: Path) -> None:
     picture = tmp_path / "replay.png"
     plot.write(caiso, picture)
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_job_with_one_region_needs_nothing_added(tmp_path: Path) -> None:
+    trace = write_trace(tmp_path / "fr.csv", "FR", T0, [40] * 72)
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(f"{HEADER}\nj1,2023-05-01T00:10:00Z,3,ml,2,8,1,24,FR,0\n", encoding="utf-8")
+    result = run.simulate(options([trace], workload=jobs))
+    assert result.added_regions == () and "note:" not in report.as_text(result)
