@@ -15,9 +15,9 @@ drawing a chart changes nothing for the rest of the process.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final, Literal
 
 import matplotlib
 import matplotlib.dates as mdates
@@ -32,38 +32,40 @@ USE = "#2f6fba"
 LIMIT = "#c62828"
 WARN = "#e08a00"
 TEAM_COLOURS = ("#2f6fba", "#2e8b57", "#8e44ad", "#d35400", "#16a085", "#7f8c8d")
+Unit = Literal["g", "kg"]
+UNITS: Final[dict[str, float]] = {"g": 1.0, "kg": 1000.0}
 _RC: dict[Any, Any] = {"svg.fonttype": "none", "svg.hashsalt": "carbongate", "font.family": "DejaVu Sans",
-       "font.size": 10, "axes.edgecolor": "#9aa5b1", "axes.labelcolor": INK,
+       "font.size": 12, "axes.edgecolor": "#9aa5b1", "axes.labelcolor": INK,
        "xtick.color": MUTED, "ytick.color": MUTED}
 
 
-def mass_unit(grams: float) -> tuple[str, float]:
-    """The unit a figure reads best in (g, kg or t) and the divisor to get there."""
-    if abs(grams) >= 1_000_000:
-        return "t", 1_000_000.0
-    if abs(grams) >= 1_000:
-        return "kg", 1_000.0
-    return "g", 1.0
+def report_unit(grams: Iterable[float]) -> Unit:
+    """One unit for a whole report: kg throughout, or g when every figure is under 1 kg.
+
+    Mixing units (``652 kg`` beside ``1.2 t`` beside ``340 g``) makes a
+    column hard to compare at a glance; one unit per report does not.
+    """
+    return "kg" if max((abs(g) for g in grams), default=0.0) >= 1000 else "g"
 
 
-def format_mass(grams: float) -> str:
-    """``652 kg``, ``1.2 t``, ``340 g``: three significant figures at most."""
-    if grams == 0:
-        return "0 g"
-    unit, divisor = mass_unit(grams)
-    value = grams / divisor
-    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}" if abs(value) >= 10 \
-        else f"{value:,.2f}"
-    return f"{text} {unit}"
+def format_mass(grams: float, unit: Unit = "kg") -> str:
+    """``652 kg``, ``12.4 kg``, ``0.340 kg`` or ``340 g``: in ``unit``, three significant figures or more."""
+    value = grams / UNITS[unit]
+    if value == 0:
+        return f"0 {unit}"
+    digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2 if abs(value) >= 1 else 3
+    if unit == "g":
+        digits = min(digits, 1)
+    return f"{value:,.{digits}f} {unit}"
 
 
 def use_against_limit(team: report.TeamReport, period: periods.Period, now: datetime,
-                      *, warn_percent: float) -> str:
+                      *, warn_percent: float, unit: Unit = "kg") -> str:
     """SVG: the team's cumulative use through the period, its limit, warning level and pace."""
     top = max([team.limit_g or 0.0, team.totals.used_g, 1.0])
-    unit, divisor = mass_unit(top)
+    divisor = UNITS[unit]
     with matplotlib.rc_context(_RC):
-        figure = Figure(figsize=(6.4, 3.2), layout="constrained")
+        figure = Figure(figsize=(6.4, 3.6), layout="constrained")
         axes = figure.add_subplot()
         times = [_num(period.start)] + [_num(t) for t, _ in team.cumulative]
         values = [0.0] + [v / divisor for _, v in team.cumulative]
@@ -71,40 +73,42 @@ def use_against_limit(team: report.TeamReport, period: periods.Period, now: date
         axes.fill_between(times, values, step="post", color=USE, alpha=0.15)
         if team.limit_g is not None:
             _limit_lines(axes, team.limit_g / divisor, warn_percent, unit)
-        _pace(axes, team.totals.used_g, period, now, divisor)
-        _latest(axes, team, now, divisor)
+        _pace(axes, team.totals.used_g, period, now, unit)
+        _latest(axes, team, now, unit, period.end)
         axes.set_xlim(_num(period.start), _num(period.end))
         axes.set_ylim(0, top / divisor * 1.25)
         axes.set_ylabel(f"{unit} CO\u2082e")
         axes.set_title(_use_title(team), loc="left", color=INK, fontweight="bold")
         _date_axis(axes)
-        axes.legend(loc="upper left", frameon=False, fontsize=8)
+        axes.legend(loc="upper left", frameon=False, fontsize=11)
         axes.grid(axis="y", color="#e4e7eb")
         return _svg(figure)
 
 
 def _pace(axes: Axes, used_g: float, period: periods.Period, now: datetime,
-          divisor: float) -> None:
+          unit: Unit) -> None:
     """A dashed line from today to the period's end at the pace so far (if mid-period)."""
     if not period.start < now < period.end or used_g <= 0:
         return
     projected = used_g * (period.end - period.start) / (now - period.start)
+    divisor = UNITS[unit]
     axes.plot([_num(now), _num(period.end)], [used_g / divisor, projected / divisor],
               color=MUTED, linestyle=":", linewidth=1.6,
-              label=f"at this pace: {format_mass(projected)} by {period_last_day(period)}")
+              label=f"at this pace: {format_mass(projected, unit)} by {period_last_day(period)}")
     axes.axvline(_num(now), color="#9aa5b1", linewidth=0.8)
     axes.annotate("today", (_num(now), 0), xytext=(3, 3), textcoords="offset points",
-                  color=MUTED, fontsize=8)
+                  color=MUTED, fontsize=11)
 
 
-def _latest(axes: Axes, team: report.TeamReport, now: datetime, divisor: float) -> None:
+def _latest(axes: Axes, team: report.TeamReport, now: datetime, unit: Unit, period_end: datetime) -> None:
     """The figure so far, written at the end of the line."""
     if not team.cumulative:
         return
     last_time, last_value = team.cumulative[-1]
     percent = f" ({team.percent:.0f} %)" if team.percent is not None else ""
-    axes.annotate(format_mass(last_value) + percent, (_num(max(last_time, now)),
-                                                      last_value / divisor),
+    # At "now" mid-period, at the last run once the period is over (never off the axis).
+    where = _num(min(max(last_time, now), period_end))
+    axes.annotate(format_mass(last_value, unit) + percent, (where, last_value / UNITS[unit]),
                   xytext=(4, 5), textcoords="offset points", color=USE, fontweight="bold",
                   ha="right")
 
@@ -114,15 +118,10 @@ def period_last_day(period: periods.Period) -> str:
     return (period.end - timedelta(seconds=1)).strftime("%-d %b")
 
 
-def _limit_lines(axes: Axes, limit: float, warn_percent: float, unit: str) -> None:
-    axes.axhline(limit, color=LIMIT, linewidth=1.8, label=f"budget {format_limit(limit, unit)}")
+def _limit_lines(axes: Axes, limit: float, warn_percent: float, unit: Unit) -> None:
+    axes.axhline(limit, color=LIMIT, linewidth=1.8, label=f"budget {format_mass(limit * UNITS[unit], unit)}")
     axes.axhline(limit * warn_percent / 100.0, color=WARN, linewidth=1.2, linestyle="--",
                  label=f"warning at {warn_percent:.0f} %")
-
-
-def format_limit(value: float, unit: str) -> str:
-    """A limit already in ``unit``, for a legend."""
-    return f"{value:,.0f} {unit}" if value >= 10 else f"{value:,.2f} {unit}"
 
 
 def _use_title(team: report.TeamReport) -> str:
@@ -131,14 +130,15 @@ def _use_title(team: report.TeamReport) -> str:
     return f"{team.totals.name}: emissions against the budget"
 
 
-def savings_per_week(teams: Sequence[report.TeamReport], period: periods.Period) -> str:
+def savings_per_week(teams: Sequence[report.TeamReport], period: periods.Period, *,
+                     unit: Unit = "kg") -> str:
     """SVG: grams saved per week, one bar per team that saved, against the counterfactual."""
     savers = [t for t in teams if any(v for _, v in t.weekly_saved)]
     weeks = periods.weeks(period)
     largest = max([abs(v) for t in savers for _, v in t.weekly_saved] + [1.0])
-    unit, divisor = mass_unit(largest)
+    divisor = UNITS[unit]
     with matplotlib.rc_context(_RC):
-        figure = Figure(figsize=(11.0, 3.2), layout="constrained")
+        figure = Figure(figsize=(11.0, 3.8), layout="constrained")
         axes = figure.add_subplot()
         width = 0.8 / max(len(savers), 1)
         for i, team in enumerate(savers):
@@ -146,8 +146,8 @@ def savings_per_week(teams: Sequence[report.TeamReport], period: periods.Period)
             heights = [v / divisor for _, v in team.weekly_saved]
             bars = axes.bar(xs, heights, width=width * 0.92, label=team.totals.name,
                             color=TEAM_COLOURS[i % len(TEAM_COLOURS)])
-            axes.bar_label(bars, labels=[_bar_label(v) for _, v in team.weekly_saved],
-                           fontsize=8, color=MUTED, padding=2)
+            axes.bar_label(bars, labels=[_bar_label(v, unit, largest) for _, v in team.weekly_saved],
+                           fontsize=11, color=MUTED, padding=2)
         axes.axhline(0, color="#9aa5b1", linewidth=0.8)
         axes.set_xticks(range(len(weeks)), [_week_label(s, e) for s, e in weeks])
         axes.set_ylabel(f"{unit} CO\u2082e saved")
@@ -156,7 +156,7 @@ def savings_per_week(teams: Sequence[report.TeamReport], period: periods.Period)
         axes.set_title("Carbon saved per week by deferring and shifting", loc="left",
                        color=INK, fontweight="bold")
         if savers:
-            axes.legend(loc="upper right", frameon=False, fontsize=9, ncols=min(len(savers), 6))
+            axes.legend(loc="upper right", frameon=False, fontsize=12, ncols=min(len(savers), 6))
         else:
             axes.text(0.5, 0.5, "nothing deferred or shifted this period", ha="center",
                       va="center", transform=axes.transAxes, color=MUTED)
@@ -164,8 +164,9 @@ def savings_per_week(teams: Sequence[report.TeamReport], period: periods.Period)
         return _svg(figure)
 
 
-def _bar_label(grams: float) -> str:
-    return format_mass(grams) if grams else ""
+def _bar_label(grams: float, unit: Unit, largest_g: float) -> str:
+    """A bar's figure; none on bars too short to see, whose labels would only pile up at zero."""
+    return format_mass(grams, unit) if abs(grams) >= 0.03 * largest_g else ""
 
 
 def _week_label(start: datetime, end: datetime) -> str:

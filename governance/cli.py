@@ -4,18 +4,24 @@
 platform team can produce the month's report from a laptop pointed at the
 database, or from the governance pod with ``kubectl exec``. It opens the
 ledger read-only and never migrates it (only the service does).
+``budget report --demo`` writes a month of made-up runs into a temporary
+ledger (``governance.demo``) and reports on that, so a newcomer can see a
+report before any cluster records a run; it never opens a real database.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carbongate import kube
 from carbongate import settings as settings_mod
+
+if TYPE_CHECKING:
+    from governance import budgets, periods
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -38,6 +44,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     report.add_argument("--team", help="only this team")
     report.add_argument("--format", choices=("table", "csv", "json", "html"), default="table")
     report.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    report.add_argument("--demo", action="store_true",
+                        help="report on a month of made-up runs for a few teams, in a temporary "
+                             "ledger (default period: last month); no database is opened")
     _database_flags(report)
     report.set_defaults(handler=_report)
 
@@ -77,19 +86,41 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from governance import budgets, ledger, periods, render, report, service
+    from governance import budgets, demo, ledger, periods, service
 
     try:
+        if args.demo and (args.database_url or args.budgets):
+            raise settings_mod.SettingsError("--demo brings its own ledger and budgets: "
+                                             "leave out --database-url and --budgets")
         settings = _settings(args)
-        config = budgets.load_config(settings.governance.budgets_file)
+        config = demo.config() if args.demo else budgets.load_config(settings.governance.budgets_file)
         now = datetime.now(UTC).replace(microsecond=0)
-        period = (periods.parse(args.period) if args.period
-                  else periods.containing(now, config.period))
-        store = ledger.open_ledger_read_only(service.database_url(settings.governance))
+        period = _period(args, config, now)
+        if args.demo:
+            with demo.ledger_url(period, now=now) as url:
+                return _write_report(args, url, config, period, now)
+        return _write_report(args, service.database_url(settings.governance), config, period, now)
     except (settings_mod.SettingsError, budgets.BudgetError, periods.PeriodError,
             ledger.LedgerError) as error:
         print(f"carbongate budget report: {error}", file=sys.stderr)
         return 2
+
+
+def _period(args: argparse.Namespace, config: budgets.BudgetConfig, now: datetime) -> periods.Period:
+    """The asked period; by default the current one, or the last whole one for ``--demo``."""
+    from governance import periods
+
+    if args.period:
+        return periods.parse(args.period)
+    current = periods.containing(now, config.period)
+    return periods.containing(current.start - timedelta(seconds=1), config.period) if args.demo else current
+
+
+def _write_report(args: argparse.Namespace, url: str, config: budgets.BudgetConfig, period: periods.Period,
+                  now: datetime) -> int:
+    from governance import ledger, render, report
+
+    store = ledger.open_ledger_read_only(url)
     try:
         text = render.render(report.build(store, config, period=period, now=now, team=args.team),
                              args.format)

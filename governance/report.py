@@ -2,7 +2,8 @@
 
 For each team: emissions used against its limit, the state the policies see,
 what carbongate saved against the counterfactual, how many runs it deferred
-or shifted and how long deferred runs waited on average. The same
+or shifted and how long deferred runs waited on average; and the same
+figures for the whole cluster (every team shown, added up). The same
 :class:`Report` feeds every format (table, CSV, JSON, HTML) and
 ``GET /budgets``, so they cannot disagree.
 """
@@ -59,6 +60,53 @@ class Report:
     signals: tuple[str, ...]
     warn_percent: float
     teams: tuple[TeamReport, ...]
+
+    @property
+    def cluster(self) -> ClusterTotals:
+        """Every team of the report added up (with ``--team``, that one team)."""
+        return cluster_of(self.teams)
+
+    def masses_g(self) -> list[float]:
+        """Every mass the report shows, so one unit can be chosen for them all."""
+        found = [self.cluster.totals.used_g, self.cluster.totals.saved_g]
+        for team in self.teams:
+            found += [team.totals.used_g, team.totals.saved_g, team.limit_g or 0.0]
+            found += [v for _, v in team.weekly_saved]
+        return found
+
+
+@dataclass(frozen=True)
+class ClusterTotals:
+    """The cluster's line: its totals, and the per-team counters added up."""
+
+    totals: Totals
+    limit_g: float | None
+    tier_refusals: int
+    break_glass: int
+
+
+CLUSTER: str = "cluster total"
+
+
+def cluster_of(teams: Sequence[TeamReport]) -> ClusterTotals:
+    """Teams added up; the mean delay is weighted by each team's deferred runs."""
+    deferred = sum(t.totals.runs_deferred for t in teams)
+    waited = sum((t.totals.mean_delay_s or 0.0) * t.totals.runs_deferred for t in teams)
+    limits = [t.limit_g for t in teams if t.limit_g is not None]
+    totals = Totals(
+        name=CLUSTER,
+        used_g=sum(t.totals.used_g for t in teams),
+        saved_g=sum(t.totals.saved_g for t in teams),
+        energy_kwh=sum(t.totals.energy_kwh for t in teams),
+        runs=sum(t.totals.runs for t in teams),
+        runs_deferred=deferred,
+        runs_shifted=sum(t.totals.runs_shifted for t in teams),
+        unpriced=sum(t.totals.unpriced for t in teams),
+        mean_delay_s=waited / deferred if deferred else None,
+    )
+    return ClusterTotals(totals=totals, limit_g=sum(limits) if limits else None,
+                         tier_refusals=sum(t.tier_refusals for t in teams),
+                         break_glass=sum(t.break_glass for t in teams))
 
 
 def build(
@@ -159,6 +207,12 @@ class TeamDoc(TotalsDoc):
     break_glass: int
 
 
+class ClusterDoc(TotalsDoc):
+    limit_g: float | None  # the teams' limits added up (teams without a budget add nothing)
+    tier_refusals: int
+    break_glass: int
+
+
 class ReportDoc(TypedDict):
     period: str
     period_start: str
@@ -167,6 +221,7 @@ class ReportDoc(TypedDict):
     signals: list[str]
     warn_percent: float
     teams: list[TeamDoc]
+    cluster: ClusterDoc
 
 
 def to_document(report: Report) -> ReportDoc:
@@ -179,7 +234,13 @@ def to_document(report: Report) -> ReportDoc:
         "signals": list(report.signals),
         "warn_percent": report.warn_percent,
         "teams": [_team_doc(t) for t in report.teams],
+        "cluster": _cluster_doc(report.cluster),
     }
+
+
+def _cluster_doc(cluster: ClusterTotals) -> ClusterDoc:
+    return {**_totals_doc(cluster.totals), "limit_g": cluster.limit_g,
+            "tier_refusals": cluster.tier_refusals, "break_glass": cluster.break_glass}
 
 
 def _team_doc(team: TeamReport) -> TeamDoc:

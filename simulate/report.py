@@ -15,6 +15,9 @@ added: ``jobs``, ``deadline_misses``, ``pauses``, ``decisions`` and ``ways``
 (``run_now``, ``start_time``, ``start_oracle``, ``interruptible``,
 ``slice_oracle``, each with ``emissions_g``, ``savings_pct`` and
 ``oracle_share`` against the slice oracle).
+When the workload names regions the platform config does not list, they
+were added for the replay (:func:`simulate.run.config_with_regions`) and
+``added_regions`` lists them; the table says so under its first line.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Document(TypedDict):
     deadline_misses: int
     policies: dict[str, PolicyFigures]
     interruptible: NotRequired[dict[str, Any]]  # only when the workload has interruptible jobs
+    added_regions: NotRequired[list[str]]  # only when the platform config lacked some
 
 
 def as_json(result: run.Result) -> Document:
@@ -52,6 +56,8 @@ def as_json(result: run.Result) -> Document:
     found = interrupted_json(result.interrupted)
     if found is not None:
         document["interruptible"] = found
+    if result.added_regions:
+        document["added_regions"] = list(result.added_regions)
     return document
 
 
@@ -65,6 +71,7 @@ def as_text(result: run.Result) -> str:
     ]
     if result.skipped:
         lines.append(f"({result.skipped} jobs skipped: their window runs off the traces)")
+    lines += added_regions_text(result.added_regions)
     lines += ["", (f"{'policy':<16}{'emissions kg':>14}{'savings':>10}{'of oracle':>11}"
                   f"{'mean delay':>12}{'p95 delay':>11}{'misses':>8}")]
     for name in run.POLICIES:
@@ -81,6 +88,17 @@ def as_text(result: run.Result) -> str:
     lines += interrupted_text(result.interrupted)
     lines.append(f"replayed in {result.elapsed_s:.1f} s")
     return "\n".join(lines)
+
+
+def added_regions_text(added: tuple[str, ...]) -> list[str]:
+    """The note that the replayed config is not quite the platform's."""
+    if not added:
+        return []
+    names = ", ".join(added)
+    return [(f"note: the workload names {names}, which the platform config (carbongate/config/data.json) "
+             f"does not list; added for this replay with node label {run.ADDED_REGION_LABEL}=<zone> and "
+             f"latency 0 ms, so carbongate may shift there as the oracle does. Add "
+             f"{'them' if len(added) > 1 else 'it'} to the config to shift there for real.")]
 
 
 def interrupted_text(found: run.Interrupted | None) -> list[str]:

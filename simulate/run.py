@@ -9,6 +9,12 @@ through the production paths (:mod:`simulate.replay`), split across worker
 processes when asked (each builds its own engine: an embedded OPA engine
 must not cross a fork).
 
+Regions a workload names that the platform config does not list are added
+to the config for the replay (:func:`added_regions`), with synthesized node
+labels and no latency, and the output says so: otherwise carbongate could
+never shift there while the oracle does, and the comparison would be unfair
+without a word.
+
 Jobs marked ``interruptible`` are placed by start time like every other job
 in the five-policy table (what carbongate would do if they did not opt in),
 and then replayed once more with pauses and resumes
@@ -19,12 +25,16 @@ and then replayed once more with pauses and resumes
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import json
 import logging
 import multiprocessing
 import re
+import shutil
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -99,6 +109,8 @@ class Interrupted:
 
 
 INTERRUPT_WAYS: Final = ("run_now", "start_time", "start_oracle", "interruptible", "slice_oracle")
+# The node label an added region's nodes are assumed to carry (the zone id as the value).
+ADDED_REGION_LABEL: Final = "topology.kubernetes.io/region"
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,8 @@ class Result:
     policy_version: str
     elapsed_s: float
     interrupted: Interrupted | None = None
+    # Regions the workload names that the platform config lacked: added for this replay only.
+    added_regions: tuple[str, ...] = ()
 
     @property
     def deadline_misses(self) -> int:
@@ -132,12 +146,24 @@ def simulate(options: Options) -> Result:
     if not replayable:
         raise SimulationError(f"none of the {len(jobs)} jobs fits inside the traces "
                               "(submission to deadline, in every region it may use)")
-    policy_set = _policies(options.policy_dir)
-    config = _config(policy_set)
+    needed = sorted({r for j in replayable for r in j.regions})
+    declared = _policies(options.policy_dir)
+    added = added_regions(_config(declared), [r for j in replayable if len(j.regions) > 1 for r in j.regions])
+    with config_with_regions(options, declared, added) as replayed:
+        policy_set = _policies(replayed.policy_dir) if added else declared
+        found = _replay(replayed, traces, replayable, needed, _config(policy_set), policy_set)
+    return dataclasses.replace(found, options=options, skipped=len(jobs) - len(replayable),
+                               policy_version=declared.version, added_regions=tuple(added),
+                               elapsed_s=time.perf_counter() - started)
+
+
+def _replay(options: Options, traces: Mapping[str, grid.Trace], replayable: Sequence[workload_mod.Job],
+            needed: Sequence[str],
+            config: Mapping[str, Any], policy_set: loader.PolicySet) -> Result:
+    """The five policies on the jobs that fit; the caller fills in what it knows better."""
     model = energy.load(options.settings.governance.energy_model_file)
     table = placements.Table.of(replayable, [
         model.energy_kwh(workload_mod.kubernetes_job(j), j.duration_s) for j in replayable])
-    needed = sorted({r for j in replayable for r in j.regions})
     truths = {r: traces[r].series for r in needed}
     forecast = forecasts.Forecasts(options.forecast, truths=truths, horizon_s=options.horizon_h * 3600,
                                    seed=options.seed)
@@ -159,9 +185,49 @@ def simulate(options: Options) -> Result:
     return Result(
         options=options, table=table, truths=truths, placements=placed, emissions_g=emitted,
         summaries=summarise(table, placed, emitted), outcomes=tuple(outcomes),
-        skipped=len(jobs) - len(replayable), policy_version=policy_set.version,
-        elapsed_s=time.perf_counter() - started, interrupted=interrupted,
+        skipped=0, policy_version=policy_set.version, elapsed_s=0.0, interrupted=interrupted,
     )
+
+
+# -- regions the platform config lacks ----------------------------------------------
+
+
+def added_regions(config: Mapping[str, Any], needed: Sequence[str]) -> list[str]:
+    """Regions in ``needed`` that ``data.carbongate.config.regions`` does not list, sorted.
+
+    The caller passes the regions of jobs that may move: a job's only region is its home,
+    which the policies always allow, so a one-region replay adds nothing.
+    """
+    listed = config.get("regions")
+    known = set(listed) if isinstance(listed, Mapping) else set()
+    return sorted(set(needed) - known)
+
+
+@contextlib.contextmanager
+def config_with_regions(options: Options, policy_set: loader.PolicySet,
+                        added: Sequence[str]) -> Iterator[Options]:
+    """``options`` replaying a copy of the policy directory whose config lists ``added`` too.
+
+    The engine owns ``data.carbongate.config`` (it comes from the directory's
+    data.json; a run-time write there is refused), so the copy is how the
+    replay's engines, in this process and in every worker, see the extra
+    regions exactly as if the platform team had added them. The copy lives
+    as long as the replay.
+    """
+    if not added:
+        yield options
+        return
+    document = next(d for d in policy_set.documents if d.data_path == CONFIG_PATH)
+    config = dict(document.value)
+    regions = dict(config.get("regions") or {})
+    for region in added:
+        regions[region] = {"node_labels": {ADDED_REGION_LABEL: region}, "latency_ms": 0}
+    config["regions"] = regions
+    with tempfile.TemporaryDirectory(prefix="carbongate-simulate-") as scratch:
+        copy = Path(scratch) / "policies"
+        shutil.copytree(options.policy_dir, copy, ignore=shutil.ignore_patterns(".*"))
+        (copy / document.file).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        yield dataclasses.replace(options, policy_dir=copy)
 
 
 def _interrupted(options: Options, table: placements.Table, truths: Mapping[str, Any],

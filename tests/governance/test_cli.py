@@ -179,3 +179,46 @@ def test_the_report_does_not_create_a_missing_ledger(
     assert cli.main(report_argv(f"sqlite:///{missing}", budgets_file)) == 2
     assert "no ledger at" in capsys.readouterr().err
     assert not missing.exists()
+
+
+# ---------------------------------------------------------------- --demo
+
+
+def test_the_demo_report_shows_a_month_of_runs_for_several_teams(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "demo.json"
+    assert cli.main(["budget", "report", "--demo", "--period", "2026-11", "--format", "json",
+                     "--out", str(out)]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    teams = {t["name"]: t for t in doc["teams"]}
+    assert set(teams) == {"ml", "data", "web-ci", "analytics"}
+    assert {t["state"] for t in teams.values()} == {"ok", "warn", "exhausted", None}
+    assert doc["cluster"]["runs"] == sum(t["runs"] for t in teams.values()) > 1000
+    assert doc["signals"] == ["demo"]
+    assert list(tmp_path.iterdir()) == [out]  # no ledger left behind, nothing written beside
+
+
+def test_the_demo_is_the_same_every_time_and_touches_no_database(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = tmp_path / "real.db"
+    monkeypatch.setenv("CARBONGATE_GOVERNANCE_DATABASE_URL", f"sqlite:///{real}")
+    monkeypatch.setenv("CARBONGATE_DATABASE_URL", f"sqlite:///{real}")
+    assert cli.main(["budget", "report", "--demo", "--period", "2026-10", "--format", "csv"]) == 0
+    first = capsys.readouterr().out
+    assert cli.main(["budget", "report", "--demo", "--period", "2026-10", "--format", "csv"]) == 0
+    assert capsys.readouterr().out == first and first.count("\n") > 8
+    assert not real.exists()
+
+
+def test_the_demo_html_report_renders(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    page = tmp_path / "demo.html"
+    assert cli.main(["budget", "report", "--demo", "--period", "2026-11", "--format", "html",
+                     "--out", str(page)]) == 0
+    text = page.read_text(encoding="utf-8")
+    assert "Cluster total" in text and text.count("<svg") == 5  # four teams' use, and the savings
+
+
+def test_the_demo_refuses_a_database_url(capsys: pytest.CaptureFixture[str], database: str) -> None:
+    assert cli.main(["budget", "report", "--demo", "--database-url", database]) == 2
+    assert "--demo brings its own ledger" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 import pytest
 
-from governance import budgets, ledger, periods, render, report
+from governance import budgets, charts, ledger, periods, render, report
 from tests.governance.conftest import at, record
 
 NOVEMBER = periods.parse("2026-11")
@@ -142,7 +142,7 @@ def test_the_csv_has_a_row_per_team_and_namespace(november: report.Report) -> No
     assert [(r["level"], r["team"], r["namespace"]) for r in rows] == [
         ("team", "data", ""), ("namespace", "data", "etl"),
         ("team", "ml", ""), ("namespace", "ml", "ml-serve"), ("namespace", "ml", "ml-train"),
-        ("team", "web", ""), ("namespace", "web", "web")]
+        ("team", "web", ""), ("namespace", "web", "web"), ("cluster", "", "")]
     ml = rows[2]
     assert (float(ml["used_g"]), float(ml["limit_g"]), ml["state"]) == (640000.0, 800000.0, "warn")
     assert (int(ml["runs_deferred"]), float(ml["mean_delay_s"])) == (20, 10800.0)
@@ -225,3 +225,65 @@ def test_refused_tiers_and_break_glass_show_per_team_in_every_format(tmp_path) -
     line = next(x for x in render.render(built, "table").splitlines() if x.startswith("data "))
     assert line.split()[-2:] == ["2", "1"]
     assert "2 tier label(s) refused · 1 break-glass release(s)" in render.render(built, "html")
+
+
+# --- one unit per report, and the cluster's total ---------------------------------------------
+
+@pytest.mark.parametrize(("grams", "unit", "text"), [
+    (640_000.0, "kg", "640 kg"), (42_000.0, "kg", "42.0 kg"), (1_500.0, "kg", "1.50 kg"),
+    (340.0, "kg", "0.340 kg"), (2_400_000.0, "kg", "2,400 kg"), (0.0, "kg", "0 kg"),
+    (-4_000.0, "kg", "-4.00 kg"), (340.0, "g", "340 g"), (12.34, "g", "12.3 g"), (0.5, "g", "0.5 g"),
+])
+def test_masses_are_written_in_the_unit_asked(grams: float, unit: charts.Unit, text: str) -> None:
+    assert charts.format_mass(grams, unit) == text
+
+
+def test_a_report_is_in_kg_throughout_or_in_g_when_every_figure_is_under_a_kg() -> None:
+    assert charts.report_unit([340.0, 2_400_000.0, 5.0]) == "kg"
+    assert charts.report_unit([999.0, 12.0, -998.0]) == "g"
+    assert charts.report_unit([-1_000.0]) == "kg"
+    assert charts.report_unit([]) == "g"
+
+
+def test_no_tonnes_or_grams_beside_kilograms_in_the_table_and_html(november: report.Report,
+                                                                  november_html: str) -> None:
+    text = render.render(november, "table")
+    assert not re.search(r"\d t\b", text) and not re.search(r"\d g\b", text)
+    assert re.search(r"^  etl\s+120 kg", text, re.MULTILINE)
+    assert not re.search(r"\d (t|g) CO|>\d[\d.,]* (t|g)<", november_html)
+
+
+def test_a_small_report_is_in_grams(sqlite_store: ledger.SqlLedger) -> None:
+    sqlite_store.record(record("x", team="research", end=at("2026-11-05T10:00"), emissions_g=340.0,
+                               counterfactual_g=340.0))
+    text = render.render(report.build(sqlite_store, budgets.BudgetConfig(), period=NOVEMBER, now=NOW), "table")
+    assert re.search(r"^research\s+340 g", text, re.MULTILINE)
+    assert "kg" not in text
+
+
+def test_the_cluster_total_adds_up_every_team(november: report.Report) -> None:
+    cluster = november.cluster
+    assert cluster.totals.used_g == pytest.approx(640_000 + 30_000 + 120_000)
+    assert cluster.totals.saved_g == pytest.approx(120_000 + 40_000)
+    assert (cluster.totals.runs, cluster.totals.runs_deferred, cluster.totals.runs_shifted) == (70, 20, 10)
+    assert cluster.totals.mean_delay_s == pytest.approx(3 * 3600)
+    assert cluster.limit_g == pytest.approx(1_100_000)
+
+
+def test_the_cluster_total_is_in_every_format(november: report.Report, november_html: str) -> None:
+    table_line = render.render(november, "table").splitlines()[-1]
+    assert re.search(r"^CLUSTER TOTAL\s+790 kg\s+1,100 kg\s+—\s+160 kg\s+70\s+20\s+10\s+3h 00m", table_line)
+    last = list(csv.DictReader(io.StringIO(render.render(november, "csv"))))[-1]
+    assert (last["level"], float(last["used_g"]), float(last["saved_g"]), last["runs"]) == (
+        "cluster", 790_000.0, 160_000.0, "70")
+    cluster = json.loads(render.render(november, "json"))["cluster"]
+    assert (cluster["used_g"], cluster["limit_g"], cluster["runs"], cluster["name"]) == (
+        790_000.0, 1_100_000.0, 70, "cluster total")
+    assert "<b>Cluster total</b>: 790 kg CO₂e from 70 runs across 3 team(s)" in november_html
+    assert re.search(r'<tfoot><tr class="total"><td>CLUSTER TOTAL</td><td>790 kg</td>', november_html)
+
+
+def test_chart_text_is_legible(november_html: str) -> None:
+    sizes = [float(s) for s in re.findall(r"font(?:-size:|: [a-z ]*?)\s*([\d.]+)px", november_html)]
+    # SVG user units are points; a 6.4 in chart shown about 530 px wide draws 11 of them as 12-13 px.
+    assert sizes and min(sizes) >= 11.0
