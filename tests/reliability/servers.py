@@ -32,13 +32,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def tier3_review(uid: str = "r-1", *, namespace: str = "batch", max_delay: str = "24h") -> dict[str, Any]:
-    """A captured tier-3 Pod CREATE that the policy decides on (not exempt, not owned by a Job)."""
+    """A captured tier-3 Pod CREATE that the policy decides on (not exempt, not owned by a Job).
+
+    Each uid gets its own team label, so the policy input differs per review and the
+    webhook's decision cache never answers one review with another's decision: these
+    tests are about what the engine does under faults.
+    """
     document: dict[str, Any] = json.loads(
         (ROOT / "tests/fixtures/admission/k8s-v1.28-loopback/15_create-pod_gated-batch.json").read_text())
     request = document["request"]
     request["uid"], request["namespace"] = uid, namespace
     obj = request["object"]
     obj["metadata"]["namespace"] = namespace
+    obj["metadata"].setdefault("labels", {})["carbongate.io/team"] = f"team-{uid}"[:63]
     obj["metadata"]["annotations"] = {"carbongate.io/max-delay": max_delay,
                                       "carbongate.io/expected-duration": "1h"}
     obj["spec"].pop("schedulingGates", None)

@@ -65,6 +65,8 @@ def review_body(uid: str, namespace: str = "batch-enforce") -> bytes:
     pod = strategies.fixture(strategies.POD_FIXTURES[-1])["request"]["object"]
     pod["metadata"]["ownerReferences"] = []
     pod["metadata"]["annotations"] = {"carbongate.io/max-delay": "24h"}
+    # A team of its own per uid: the decision cache must not answer one review with another's.
+    pod["metadata"].setdefault("labels", {})["carbongate.io/team"] = f"team-{uid}"[:63]
     return json.dumps(strategies.review_of(pod, namespace=namespace, uid=uid, dry_run=False)).encode()
 
 
