@@ -45,8 +45,8 @@ from carbon_feed import (
     ukci,
     watttime,
 )
-from carbon_feed import clock as clock_mod
 from carbon_feed import cluster as cluster_mod
+from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
 from planner import snapshot as contract
 

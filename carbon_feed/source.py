@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import requests
 
 from carbon_feed import errors, model
+from carbongate import timefmt
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +177,11 @@ def instant(value: Any, *, provider: str, what: str) -> datetime:
     if not isinstance(value, str):
         raise errors.MalformedResponse(f"{provider}: {what} is {value!r}, not a time")
     try:
-        parsed = datetime.fromisoformat(value)
+        return timefmt.parse_time(value)
+    except timefmt.NoTimeZone as error:
+        raise errors.MalformedResponse(f"{provider}: {what} {value!r} has no time zone") from error
     except ValueError as error:
         raise errors.MalformedResponse(f"{provider}: {what} {value!r} is not ISO 8601") from error
-    if parsed.tzinfo is None:
-        raise errors.MalformedResponse(f"{provider}: {what} {value!r} has no time zone")
-    return parsed.astimezone(UTC)
 
 
 def number(value: Any, *, provider: str, what: str) -> float:

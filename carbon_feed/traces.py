@@ -26,11 +26,12 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from carbon_feed import config, document, errors, model, source
+from carbongate import timefmt
 from planner import series
 from planner import snapshot as contract
 
@@ -134,11 +135,10 @@ def _rows(file: Path, header: Sequence[str], reader: Iterable[list[str]],
 
 def _row(file: Path, line: int, when: str, value: str) -> tuple[datetime, float]:
     try:
-        moment = datetime.fromisoformat(when.strip())
+        moment = timefmt.parse_time(when, naive_utc=True)
         number = float(value)
     except ValueError as error:
         raise TraceError(f"{file}:{line}: {error}") from error
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     try:
         model.check_g_per_kwh(number, source=str(file), region=f"line {line}")
     except errors.UnitError as error:

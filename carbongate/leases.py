@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import kubernetes.client
 import urllib3.exceptions
 
+from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
 
 log = logging.getLogger(__name__)
@@ -212,16 +213,6 @@ def _micro(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class Clock(Protocol):
-    """Now, and a wait that ends early when ``wake`` is set (``deferral.clock`` has both kinds)."""
-
-    def now(self) -> datetime:
-        ...
-
-    def wait(self, wake: threading.Event, timeout_s: float) -> None:
-        ...
-
-
 # One term's work: runs until the event is set.
 Work = Callable[[threading.Event], None]
 MIN_WAIT_S = 0.05
@@ -259,12 +250,12 @@ class Leadership:
     """
 
     def __init__(self, *, candidate: Candidate | None, work: Work, name: str,
-                 clock: Clock | None = None,
+                 clock: clock_mod.Clock | None = None,
                  on_change: Callable[[bool], None] = lambda leading: None,
                  stop_timeout_s: float = 10.0) -> None:
         self._candidate = candidate
         self._work = work
-        self._clock = clock
+        self._clock = clock or clock_mod.SystemClock()
         self._name = name
         self._on_change = on_change
         self._stop_timeout_s = stop_timeout_s
@@ -288,14 +279,11 @@ class Leadership:
         term: _Term | None = None
         try:
             while not stop.is_set():
-                now = self._clock.now() if self._clock is not None else datetime.now(UTC)
+                now = self._clock.now()
                 term = self._follow(self._candidate.tick(now), term)
                 wait_s = max((self._candidate.next_attempt(now) - now).total_seconds(),
                              MIN_WAIT_S)
-                if self._clock is not None:
-                    self._clock.wait(stop, wait_s)
-                else:
-                    stop.wait(wait_s)
+                self._clock.wait(stop, wait_s)
         finally:
             if term is not None:
                 self._end(term)

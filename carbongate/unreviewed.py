@@ -36,7 +36,7 @@ import collections
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,6 +44,7 @@ from typing import Any
 import kubernetes.client
 import prometheus_client
 
+from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
 from carbongate import timefmt
 
@@ -124,7 +125,7 @@ class Unreviewed:
 
     def __init__(self, *, api_client: kubernetes.client.ApiClient, scope: Scope,
                  registry: prometheus_client.CollectorRegistry,
-                 clock: Callable[[], datetime] = timefmt.utc_now, refresh_s: float = 30.0,
+                 clock: clock_mod.Now = clock_mod.utc_now, refresh_s: float = 30.0,
                  request_timeout_s: float = 10.0) -> None:
         self._core = kubernetes.client.CoreV1Api(api_client)
         self._scope, self._clock = scope, clock

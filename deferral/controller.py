@@ -24,8 +24,8 @@ from typing import Any
 
 import kubernetes.client
 
+from carbongate import clock as clock_mod
 from carbongate import leases
-from deferral import clock as clock_mod
 from deferral import events, grid, kube, patches, release, timers, watch, workloads
 from deferral import metrics as metrics_mod
 from policy_engine import engine as engine_mod

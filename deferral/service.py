@@ -19,11 +19,11 @@ from typing import Any
 import kubernetes.client
 import prometheus_client
 
+from carbongate import clock as clock_mod
 from carbongate import kube as kube_config
 from carbongate import leases
 from carbongate import settings as settings_mod
 from carbongate import unreviewed as unreviewed_mod
-from deferral import clock as clock_mod
 from deferral import controller, events, grid, kube, unreviewed, watch
 from deferral import metrics as metrics_mod
 from policy_engine import engine as engine_mod

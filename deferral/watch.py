@@ -23,7 +23,8 @@ from typing import Any, Literal, Protocol
 import kubernetes.client
 from kubernetes.watch import watch as k8s_watch
 
-from deferral import clock, kube, workloads
+from carbongate import clock
+from deferral import kube, workloads
 from deferral import metrics as metrics_mod
 
 log = logging.getLogger(__name__)

@@ -29,25 +29,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from kubernetes import watch as kube_watch
 from kubernetes.client import exceptions as kube_errors
 
+from carbongate import clock as clock_mod
 from governance import accounting, energy, history, ledger, metrics, pods, runs
 
 log = logging.getLogger(__name__)
 
 Pod = Mapping[str, Any]
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The wall clock, in UTC."""
-    return datetime.now(UTC)
-
 
 class PodsApi(Protocol):
     """The call of ``kubernetes.client.CoreV1Api`` the collector makes (list and watch)."""
@@ -141,7 +134,7 @@ class Recorder:
     defaults: pods.Defaults
     lookups: Lookups
     meters: metrics.GovernanceMetrics
-    clock: Clock = utc_now
+    clock: clock_mod.Now = clock_mod.utc_now
 
     def record(self, pod: Pod) -> bool:
         """Price and append the run; False when it was already there (or cannot be read)."""

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from carbongate import timefmt
 from governance import ledger as ledger_mod
 from governance import runs
 from planner import series as series_mod
@@ -131,7 +132,7 @@ def _trace_rows(path: Path, column: str) -> Iterable[tuple[str, datetime, float]
         if not row[column]:
             continue  # the portal leaves an hour blank when it has no estimate
         try:
-            when = datetime.fromisoformat(row["Datetime (UTC)"]).replace(tzinfo=UTC)
+            when = timefmt.parse_time(row["Datetime (UTC)"], naive_utc=True)
             yield row["Zone Id"], when, float(row[column])
         except ValueError as error:
             raise HistoryError(f"{path}:{line}: {error}") from error

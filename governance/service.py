@@ -30,7 +30,6 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +39,9 @@ import prometheus_client as prom
 from flask.typing import ResponseReturnValue
 from werkzeug import serving
 
+from carbongate import clock as clock_mod
 from carbongate import kube, leases, unreviewed
 from carbongate import settings as settings_mod
-from deferral import clock as clock_mod
 from governance import (
     budgets,
     collector,
@@ -94,7 +93,7 @@ class Governance:
     sinks: Sequence[budgets.BudgetSink]
     meters: metrics.GovernanceMetrics
     snapshot_path: Path | None = None
-    clock: Callable[[], datetime] = collector.utc_now
+    clock: clock_mod.Now = clock_mod.utc_now
     _snapshot_stamp: tuple[float, int] | None = None
     last_published: budgets.BudgetsDocument | None = None
 

@@ -40,6 +40,7 @@ from typing import Final, Literal
 
 import numpy as np
 
+from carbongate import timefmt
 from planner import series as series_mod
 
 Kind = Literal["perfect", "noisy", "persistence", "recorded"]
@@ -222,10 +223,9 @@ def _issues(by_issue: dict[float, list[series_mod.Point]], path: Path) -> _Issue
 
 def _time(text: str, path: Path, line: int) -> datetime:
     try:
-        value = datetime.fromisoformat(text.strip())
+        return timefmt.parse_time(text, naive_utc=True)
     except ValueError as error:
         raise ForecastError(f"{path}:{line}: {text!r} is not a time") from error
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _value(text: str, path: Path, line: int) -> float:

@@ -42,6 +42,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from carbongate import timefmt
 from simulate import workload as workload_mod
 
 HOUR_S: Final = 3600
@@ -249,10 +250,10 @@ def _duration(value: str) -> Duration:
 
 
 def _instant(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError("needs a time zone (end it with Z)")
-    return parsed.astimezone(UTC)
+    try:
+        return timefmt.parse_time(value)
+    except timefmt.NoTimeZone as error:
+        raise ValueError("needs a time zone (end it with Z)") from error
 
 
 def _arrival(value: str) -> str:

@@ -29,11 +29,12 @@ import itertools
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
 from carbon_feed import traces as feed_traces
+from carbongate import timefmt
 from planner import series as series_mod
 
 TIME_COLUMNS: Final = ("time", "timestamp", "datetime", "datetime_utc_assumed", "datetime (utc)", "date")
@@ -166,10 +167,9 @@ def _series(path: Path, region: str, pairs: list[tuple[datetime, float]]) -> ser
 
 def _time(text: str, path: Path, line: int) -> datetime:
     try:
-        value = datetime.fromisoformat(text.strip())
+        return timefmt.parse_time(text, naive_utc=True)
     except ValueError as error:
         raise GridError(f"{path}:{line}: {text!r} is not a time") from error
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _value(text: str, path: Path, line: int) -> float | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
 from webhook import admission, metrics, service, state
 
@@ -29,7 +30,7 @@ def create_app(
     engine: Any | None = None,
     namespace_reader: state.NamespaceReader | None = None,
     energy_kwh: admission.EnergyEstimate | None = None,
-    clock: service.Clock = service.utc_now,
+    clock: clock_mod.Now = clock_mod.utc_now,
     multiprocess_dir: Path | None = None,
     start_background: bool = True,
 ) -> Flask:

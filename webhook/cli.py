@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from carbongate import kube
+from carbongate import kube, timefmt
 from carbongate import settings as settings_mod
 
 
@@ -92,9 +92,8 @@ def _label(item: str) -> tuple[str, str]:
 
 def _instant(text: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return timefmt.parse_time(text)
+    except timefmt.NoTimeZone as error:
+        raise SystemExit(f"carbongate review: --now {text!r} needs a time zone (Z)") from error
     except ValueError as error:
         raise SystemExit(f"carbongate review: --now {text!r} is not RFC 3339: {error}") from error
-    if value.tzinfo is None:
-        raise SystemExit(f"carbongate review: --now {text!r} needs a time zone (Z)")
-    return value.astimezone(timezone.utc)

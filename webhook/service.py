@@ -12,9 +12,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
+from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
 from planner import plan as planning
 from planner import snapshot
@@ -30,12 +30,6 @@ CONFIG_FILE = "carbongate/config/data.json"
 # keeps data in memory only, and a restarted sidecar would otherwise lack them
 # until governance's next change reaches the mounted file.
 OPA_REPUT_S = 60.0
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 class AdmissionService:
     """Answers AdmissionReviews for one worker."""
@@ -47,7 +41,7 @@ class AdmissionService:
         engine: engine_mod.PolicyEngine,
         namespace_labels: state.NamespaceLabels,
         energy_kwh: admission.EnergyEstimate,
-        clock: Clock = utc_now,
+        clock: clock_mod.Now = clock_mod.utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings

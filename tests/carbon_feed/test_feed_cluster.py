@@ -27,8 +27,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from carbon_feed import clock as clock_mod
 from carbon_feed import cluster, service
+from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
 from tests.support import kube_api
 from tests.support.waiting import eventually

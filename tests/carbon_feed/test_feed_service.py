@@ -13,7 +13,8 @@ import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 
-from carbon_feed import clock, document, errors, model, service
+from carbon_feed import document, errors, model, service
+from carbongate import clock
 from carbongate import settings as settings_mod
 from planner import snapshot as contract
 from tests.carbon_feed.helpers import EXAMPLES, at, recorded, sample

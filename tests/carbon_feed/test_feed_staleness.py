@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from carbon_feed import clock, service
+from carbon_feed import service
+from carbongate import clock
 from carbongate import settings as settings_mod
 from governance import energy
 from planner import plan as planning

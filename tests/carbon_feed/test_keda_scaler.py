@@ -37,7 +37,8 @@ import grpc
 import pytest
 from grpc_tools import protoc
 
-from carbon_feed import clock, keda, service
+from carbon_feed import keda, service
+from carbongate import clock
 from carbongate import settings as settings_mod
 from tests.carbon_feed.helpers import EXAMPLES, at
 
