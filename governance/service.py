@@ -40,7 +40,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug import serving
 
 from carbongate import clock as clock_mod
-from carbongate import kube, leases, unreviewed
+from carbongate import files, kube, leases, unreviewed
 from carbongate import settings as settings_mod
 from governance import (
     budgets,
@@ -63,24 +63,22 @@ class BudgetsFile:
 
     path: Path | None
     config: budgets.BudgetConfig = field(default_factory=budgets.BudgetConfig)
-    _stamp: tuple[float, int] | None = None
+    _taken: files.Stamp | None = None
 
     def current(self) -> budgets.BudgetConfig:
         """The latest valid config; a broken edit keeps the previous one (and is logged)."""
         if self.path is None:
             return self.config
-        try:
-            stat = self.path.stat()
-        except OSError as error:
-            log.warning("budgets file unreadable, keeping the last one: %s", error)
+        version = files.stamp(self.path)
+        if version is None:
+            log.warning("budgets file %s unreadable, keeping the last one", self.path)
             return self.config
-        stamp = (stat.st_mtime, stat.st_size)
-        if stamp != self._stamp:
+        if version != self._taken:
             try:
                 self.config = budgets.load_config(self.path)
             except budgets.BudgetError as error:
                 log.error("budgets file rejected, keeping the last one: %s", error)
-            self._stamp = stamp
+            self._taken = version
         return self.config
 
 
@@ -94,7 +92,7 @@ class Governance:
     meters: metrics.GovernanceMetrics
     snapshot_path: Path | None = None
     clock: clock_mod.Now = clock_mod.utc_now
-    _snapshot_stamp: tuple[float, int] | None = None
+    _snapshot_taken: files.Stamp | None = None
     last_published: budgets.BudgetsDocument | None = None
 
     def report(self, *, period: periods.Period | None = None, team: str | None = None
@@ -126,17 +124,16 @@ class Governance:
         """Store the feed snapshot's points when the file changed since last time."""
         if self.snapshot_path is None:
             return 0
+        version = files.stamp(self.snapshot_path)
+        if version is None or version == self._snapshot_taken:
+            return 0
         try:
-            stat = self.snapshot_path.stat()
-            stamp = (stat.st_mtime, stat.st_size)
-            if stamp == self._snapshot_stamp:
-                return 0
-            document = json.loads(self.snapshot_path.read_text(encoding="utf-8"))
+            document = files.read_json(self.snapshot_path)
         except (OSError, ValueError) as error:
             log.debug("no grid snapshot to archive at %s: %s", self.snapshot_path, error)
             return 0
         stored = history.archive_snapshot(self.store, document)
-        self._snapshot_stamp = stamp
+        self._snapshot_taken = version
         return stored
 
 

@@ -15,9 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from carbongate import files
 from carbongate import settings as settings_mod
 from planner import snapshot
-from webhook import admission, reviews, state
+from webhook import admission, reviews
 
 
 class ReviewError(RuntimeError):
@@ -83,7 +84,7 @@ def review_file(
     budgets = _read_json(budgets_file) if budgets_file else None
     engine = _engine(settings, grid=grid, budgets=budgets)
     try:
-        config = state.load_json(settings.engine.policy_dir / "carbongate/config/data.json")
+        config = files.load_json(settings.engine.policy_dir / "carbongate/config/data.json")
     except (OSError, ValueError):
         config = {}
     home = settings.grid.home_region or next(iter(grid["regions"]), "")
@@ -153,6 +154,6 @@ def _engine(settings: settings_mod.Settings, *, grid: Mapping[str, Any], budgets
 
 def _read_json(path: Path) -> Mapping[str, Any]:
     try:
-        return state.load_json(path)
+        return files.load_json(path)
     except (OSError, ValueError) as error:
         raise ReviewError(f"cannot read {path}: {error}") from error

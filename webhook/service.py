@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from carbongate import clock as clock_mod
+from carbongate import files
 from carbongate import settings as settings_mod
 from planner import plan as planning
 from planner import snapshot
@@ -54,8 +55,8 @@ class AdmissionService:
             max_workers=max(2, settings.webhook.threads), thread_name_prefix="decide"
         )
         self.grid = self._document("grid", settings.grid.snapshot_path, _load_grid)
-        self.budgets = self._document("budgets", settings.governance.budgets_snapshot_path, state.load_json)
-        self.config = self._document("config", settings.engine.policy_dir / CONFIG_FILE, state.load_json)
+        self.budgets = self._document("budgets", settings.governance.budgets_snapshot_path, files.load_json)
+        self.config = self._document("config", settings.engine.policy_dir / CONFIG_FILE, files.load_json)
         self.certificate = certificate.Expiry(path=settings.webhook.certfile, clock=clock)
         self._grid_series: tuple[Any, Mapping[str, Any]] | None = None
         # Documents loaded but not yet in the engine (the last push failed); the
@@ -68,11 +69,11 @@ class AdmissionService:
 
     # -- data -------------------------------------------------------------
 
-    def _document(self, name: str, path: Any, loader: state.Loader) -> state.WatchedDocument:
+    def _document(self, name: str, path: Any, loader: files.Loader) -> files.WatchedDocument:
         def counted(error: str) -> None:
             metrics.DATA_RELOADS.labels(document=name, result="error").inc()
 
-        return state.WatchedDocument(name=name, path=path, loader=loader, on_error=counted)
+        return files.WatchedDocument(name=name, path=path, loader=loader, on_error=counted)
 
     def sync_data(self) -> None:
         """Take new grid, budget and config files; push them into the engine.

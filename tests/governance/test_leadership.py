@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from carbongate import settings as settings_mod
 from carbongate import clock as clock_mod
+from carbongate import settings as settings_mod
 from governance import metrics
 from governance import service as service_mod
 from tests.governance.conftest import FIXTURES, at, finished_pod
