@@ -11,7 +11,7 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import prometheus_client
 
 from carbongate import clock as clock_mod
 from carbongate import kube as kube_config
-from carbongate import leases
+from carbongate import leases, sidecar
 from carbongate import settings as settings_mod
 from carbongate import unreviewed as unreviewed_mod
 from deferral import controller, events, grid, kube, unreviewed, watch
@@ -42,6 +42,13 @@ class Running:
     thread: threading.Thread
     stop_event: threading.Event
     namespaces_thread: threading.Thread | None = None
+
+    def health(self) -> sidecar.Answer:
+        """``/healthz``: 200 while the reconciler and every watch thread run."""
+        threads = {"reconciler": self.thread.is_alive(),
+                   **{f"watch-{w.kind}": w.alive for w in self.watchers}}
+        ok = all(threads.values()) and not self.stop_event.is_set()
+        return (200 if ok else 503), {"status": "ok" if ok else "stopped", "threads": threads}
 
     def stop(self, timeout_s: float = 5.0, *, release_lease: bool = True) -> None:
         """Stop all threads; ``release_lease=False`` leaves the Lease as a crash would."""
@@ -143,6 +150,22 @@ def platform_config(policy_dir: Path) -> Mapping[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
+def http_sidecar(bind: str, *, metrics: metrics_mod.Metrics,
+                 running: Callable[[], Running | None]) -> sidecar.Sidecar:
+    """``/healthz`` (503 until the controller runs) and ``/metrics`` on ``bind``.
+
+    Two registries: the controller's own, and the default one the policy
+    engine counts into (evaluations, reloads, data updates): the release
+    policy runs here, so its figures are this process's to export.
+    """
+    def health() -> sidecar.Answer:
+        current = running()
+        return (503, {"status": "starting"}) if current is None else current.health()
+
+    return sidecar.Sidecar(bind=bind, name="deferral", health=health,
+                           registries=[metrics.registry, prometheus_client.REGISTRY])
+
+
 def serve_forever(settings: settings_mod.Settings) -> int:
     """``python -m deferral`` / ``carbongate release``: run until SIGTERM or SIGINT."""
     from policy_engine import factory
@@ -150,9 +173,10 @@ def serve_forever(settings: settings_mod.Settings) -> int:
     # First: a cluster that cannot be reached by any rule is a clear error before anything starts.
     api_client = kube_config.api_client(settings.kube)
     metrics = metrics_mod.Metrics()
-    host, _, port = settings.deferral.bind.rpartition(":")
-    prometheus_client.start_http_server(int(port), addr=host or "127.0.0.1",
-                                        registry=metrics.registry)
+    started: list[Running] = []
+    server = http_sidecar(settings.deferral.bind, metrics=metrics,
+                          running=lambda: started[0] if started else None)
+    server.start()
     engine: engine_mod.PolicyEngine | None
     try:
         engine = factory.build(settings.engine, watch=True)
@@ -163,12 +187,14 @@ def serve_forever(settings: settings_mod.Settings) -> int:
         engine = None
     running = start(settings, api_client=api_client, engine=engine,
                     clock=clock_mod.SystemClock(), metrics=metrics)
+    started.append(running)
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
-    log.info("deferral controller running; metrics on http://%s/metrics", settings.deferral.bind)
+    log.info("deferral controller running; /healthz and /metrics on http://%s", settings.deferral.bind)
     done.wait()
     running.stop()
+    server.stop()
     if engine is not None:
         engine.close()
     return 0

@@ -71,6 +71,11 @@ class Watcher:
         self._response: kube.Response | None = None
         self._thread: threading.Thread | None = None
 
+    @property
+    def alive(self) -> bool:
+        """The watch thread runs (it retries API failures itself; it only ends when stopped)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name=f"watch-{self.kind}", daemon=True)
         self._thread.start()

@@ -37,6 +37,7 @@ import grpc
 import pytest
 from grpc_tools import protoc
 
+from carbon_feed import feed as feed_mod
 from carbon_feed import keda, service
 from carbongate import clock
 from carbongate import settings as settings_mod
@@ -75,7 +76,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 @dataclass
 class Running:
-    feed: service.Feed
+    feed: feed_mod.Feed
     clock: clock.ManualClock
     stub: Any
     pb2: ModuleType
