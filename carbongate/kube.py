@@ -15,6 +15,11 @@ everywhere and the fallback is the one Kubernetes controllers use
    mounted token), unless a context was named, which only a kubeconfig has;
 5. ``~/.kube/config``.
 
+This is also the one module that imports the ``kubernetes`` package (an
+import-linter contract holds it): the API classes, ``ApiException`` and the
+watch helpers every component uses are taken from here, so a change of client
+library or version is one file's business.
+
 Nothing is tried at import time; a configuration that cannot be used raises
 :class:`KubeConfigError` saying what was tried, so a command can print it
 instead of a traceback.
@@ -27,6 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes.client
+from kubernetes.client import ApiClient as ApiClient
+from kubernetes.client import ApiException as ApiException
+from kubernetes.client import BatchV1Api as BatchV1Api
+from kubernetes.client import CoordinationV1Api as CoordinationV1Api
+from kubernetes.client import CoreV1Api as CoreV1Api
+from kubernetes.watch import Watch as Watch
+from kubernetes.watch.watch import iter_resp_lines as iter_resp_lines
 
 from carbongate import settings as settings_mod
 

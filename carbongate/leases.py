@@ -36,17 +36,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import kubernetes.client
 import urllib3.exceptions
 
 from carbongate import clock as clock_mod
+from carbongate import kube
 from carbongate import settings as settings_mod
 
 log = logging.getLogger(__name__)
 
 # No answer at all from the API server.
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, urllib3.exceptions.HTTPError)
-_API_ERRORS: tuple[type[BaseException], ...] = (kubernetes.client.ApiException,
+_API_ERRORS: tuple[type[BaseException], ...] = (kube.ApiException,
                                                *_TRANSPORT_ERRORS)
 
 
@@ -84,7 +84,7 @@ def lease_config(*, section: str, namespace: str, name: str, identity: str,
 class Elector:
     """Acquires, renews and gives up the Lease; asks nothing of anyone else."""
 
-    def __init__(self, *, api: kubernetes.client.CoordinationV1Api, config: LeaseConfig) -> None:
+    def __init__(self, *, api: kube.CoordinationV1Api, config: LeaseConfig) -> None:
         # Leases travel as the API's JSON (dicts), which the client serialises
         # as they are; its typed signatures only know the generated models.
         self._api: Any = api
@@ -115,7 +115,7 @@ class Elector:
         self._last_try = now
         try:
             self._try(now)
-        except kubernetes.client.ApiException as error:
+        except kube.ApiException as error:
             log.warning("lease %s: %s %s", self._config.name, error.status, error.reason)
         except _TRANSPORT_ERRORS + (ValueError,) as error:  # ValueError: client-side checks
             log.warning("lease %s: %s", self._config.name, error)
@@ -154,7 +154,7 @@ class Elector:
         try:
             self._api.replace_namespaced_lease(self._config.name, self._config.namespace, lease,
                                                _preload_content=False)
-        except kubernetes.client.ApiException as error:
+        except kube.ApiException as error:
             if error.status == 409:
                 self._renewed_at = None
                 return
@@ -187,7 +187,7 @@ class Elector:
         try:
             self._api.create_namespaced_lease(self._config.namespace, body,
                                               _preload_content=False)
-        except kubernetes.client.ApiException as error:
+        except kube.ApiException as error:
             if error.status == 409:  # another replica created it first
                 return
             raise
@@ -197,7 +197,7 @@ class Elector:
         try:
             response = self._api.read_namespaced_lease(
                 self._config.name, self._config.namespace, _preload_content=False)
-        except kubernetes.client.ApiException as error:
+        except kube.ApiException as error:
             if error.status == 404:
                 return None
             raise

@@ -41,12 +41,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import kubernetes.client
 import prometheus_client
 
 from carbongate import clock as clock_mod
+from carbongate import kube, timefmt
 from carbongate import settings as settings_mod
-from carbongate import timefmt
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +122,11 @@ def metrics(registry: prometheus_client.CollectorRegistry) -> tuple[prometheus_c
 class Unreviewed:
     """Counts unreviewed workloads; ``observe`` from any thread, ``run`` on its own."""
 
-    def __init__(self, *, api_client: kubernetes.client.ApiClient, scope: Scope,
+    def __init__(self, *, api_client: kube.ApiClient, scope: Scope,
                  registry: prometheus_client.CollectorRegistry,
                  clock: clock_mod.Now = clock_mod.utc_now, refresh_s: float = 30.0,
                  request_timeout_s: float = 10.0) -> None:
-        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._core = kube.CoreV1Api(api_client)
         self._scope, self._clock = scope, clock
         self._refresh_s, self._timeout_s = refresh_s, request_timeout_s
         self.registry = registry
@@ -167,7 +166,7 @@ class Unreviewed:
         """List the namespaces, then judge the workloads that waited for them."""
         try:
             listed = self._list()
-        except (kubernetes.client.ApiException, OSError, ValueError) as error:
+        except (kube.ApiException, OSError, ValueError) as error:
             self.list_errors.inc()
             log.warning("namespace list failed, unreviewed workloads wait: %s", error)
             return False

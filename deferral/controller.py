@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import kubernetes.client
-
 from carbongate import clock as clock_mod
+from carbongate import kube as k8s
 from carbongate import leases
 from deferral import events, grid, kube, patches, release, timers, watch, workloads
 from deferral import metrics as metrics_mod
@@ -244,7 +243,7 @@ class Controller:
             try:
                 self._gateway.json_patch(key, operations)
                 break
-            except kubernetes.client.ApiException as error:
+            except k8s.ApiException as error:
                 if error.status not in (409, 422):
                     self._retry_later(key, "release", error, now)
                     return
@@ -275,7 +274,7 @@ class Controller:
     def _reread(self, key: workloads.Key, now: datetime) -> dict[str, Any] | None:
         try:
             return self._gateway.read(key)
-        except kubernetes.client.ApiException as error:
+        except k8s.ApiException as error:
             if error.status == 404:
                 self._forget(key, deleted=True)
             else:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import kubernetes.client
 import prometheus_client
 
 from carbongate import clock as clock_mod
+from carbongate import kube as k8s
 from carbongate import kube as kube_config
 from carbongate import leases, sidecar
 from carbongate import settings as settings_mod
@@ -65,7 +65,7 @@ class Running:
 def start(
     settings: settings_mod.Settings,
     *,
-    api_client: kubernetes.client.ApiClient,
+    api_client: k8s.ApiClient,
     engine: engine_mod.PolicyEngine | None,
     clock: clock_mod.Clock,
     metrics: metrics_mod.Metrics,

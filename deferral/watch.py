@@ -20,10 +20,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import kubernetes.client
-from kubernetes.watch import watch as k8s_watch
-
 from carbongate import clock
+from carbongate import kube as k8s
 from deferral import kube, workloads
 from deferral import metrics as metrics_mod
 
@@ -125,7 +123,7 @@ class Watcher:
         response = self._gateway.watch(self.kind, resource_version=version, timeout_s=timeout)
         self._response = response
         try:
-            lines: Any = k8s_watch.iter_resp_lines  # untyped in the client
+            lines: Any = k8s.iter_resp_lines  # untyped in the client
             for line in lines(response):
                 if self._stop.is_set():
                     break
@@ -142,7 +140,7 @@ class Watcher:
         if kind == "ERROR":
             if obj.get("code") == 410:
                 raise Gone(obj.get("message", "gone"))
-            raise kubernetes.client.ApiException(status=obj.get("code", 500),
+            raise k8s.ApiException(status=obj.get("code", 500),
                                                  reason=str(obj.get("message")))
         new_version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
         if kind in ("ADDED", "MODIFIED", "DELETED"):

@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import kubernetes.client
-
 from carbongate import clock as clock_mod
 from carbongate import kube, leases, sidecar, unreviewed
+from carbongate import kube as k8s
 from carbongate import settings as settings_mod
 from governance import (
     budgets,
@@ -112,7 +111,7 @@ def sinks(settings: settings_mod.Settings, *, core: budgets.ConfigMapApi | None 
 
 
 def candidate(settings: settings_mod.GovernanceSettings, *,
-              api_client: kubernetes.client.ApiClient,
+              api_client: k8s.ApiClient,
               identity: str | None = None) -> leases.Elector | None:
     """The Lease elector, or None when ``lease_name`` is empty (no election)."""
     if not settings.lease_name:
@@ -121,7 +120,7 @@ def candidate(settings: settings_mod.GovernanceSettings, *,
         section="governance", namespace=settings.namespace, name=settings.lease_name,
         identity=identity or settings.identity, lease_duration_s=settings.lease_duration_s,
         lease_renew_s=settings.lease_renew_s)
-    return leases.Elector(api=kubernetes.client.CoordinationV1Api(api_client), config=config)
+    return leases.Elector(api=k8s.CoordinationV1Api(api_client), config=config)
 
 
 @dataclass
@@ -148,7 +147,7 @@ class Running:
         self.store.close()
 
 
-def start(settings: settings_mod.Settings, *, api_client: kubernetes.client.ApiClient,
+def start(settings: settings_mod.Settings, *, api_client: k8s.ApiClient,
           clock: clock_mod.Clock, meters: metrics.GovernanceMetrics | None = None,
           identity: str | None = None) -> Running:
     """Build a replica from the settings and start its election loop."""
@@ -156,8 +155,8 @@ def start(settings: settings_mod.Settings, *, api_client: kubernetes.client.ApiC
     elector = candidate(section, api_client=api_client, identity=identity)
     meters = meters or metrics.create()
     store = ledger.open_ledger(database_url(section))
-    core = kubernetes.client.CoreV1Api(api_client)
-    batch = kubernetes.client.BatchV1Api(api_client)
+    core = k8s.CoreV1Api(api_client)
+    batch = k8s.BatchV1Api(api_client)
     service = publishing.Governance(store=store, budgets_file=publishing.BudgetsFile(section.budgets_file),
                          sinks=sinks(settings, core=core), meters=meters,
                          snapshot_path=settings.grid.snapshot_path)

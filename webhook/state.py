@@ -87,9 +87,9 @@ def kubernetes_namespace_reader(*, api_client: Any, timeout_s: float) -> Namespa
     The client comes from :func:`carbongate.kube.api_client`: in-cluster in a
     pod, the kubeconfig (and context) on a laptop.
     """
-    from kubernetes import client
+    from carbongate import kube
 
-    api = client.CoreV1Api(api_client)
+    api = kube.CoreV1Api(api_client)
 
     def read(namespace: str) -> Mapping[str, str]:
         found = api.read_namespace(namespace, _request_timeout=timeout_s)
