@@ -41,9 +41,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/carbon.py
 
+## lint: ruff, mypy --strict (deploy/ and bench/ too) and the import contracts of
+## pyproject.toml (the layers in docs/architecture.md; tests/architecture runs them in `make test`)
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy carbongate webhook policy_engine planner carbon_feed deferral governance certs simulate
+	$(BIN)/mypy carbongate webhook policy_engine planner carbon_feed deferral governance certs simulate bench deploy
+	$(BIN)/lint-imports
 
 image:
 	docker build -t carbongate:dev .

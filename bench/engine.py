@@ -20,6 +20,7 @@ processes on the machine disturb it less than wall-clock figures):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -79,12 +80,12 @@ def measure(directory: Path, *, calls: int, repeats: int) -> dict[str, Any]:
     engine = service.engine
     rows = {
         "engine, no input": [cpu_ms_per_call(lambda: engine.evaluate(CONSTANT, {}), calls=calls, repeats=repeats)],
-        "engine, decision input": [cpu_ms_per_call(lambda i=i: engine.evaluate(CONSTANT, i), calls=calls,
-                                                   repeats=repeats) for i in inputs],
-        "engine, decision": [cpu_ms_per_call(lambda i=i: engine.evaluate(DECISION, i), calls=calls,
+        "engine, decision input": [cpu_ms_per_call(functools.partial(engine.evaluate, CONSTANT, i),
+                                                   calls=calls, repeats=repeats) for i in inputs],
+        "engine, decision": [cpu_ms_per_call(functools.partial(engine.evaluate, DECISION, i), calls=calls,
                                              repeats=repeats) for i in inputs],
-        "webhook, whole request": [cpu_ms_per_call(lambda b=b: service.handle(b), calls=calls, repeats=repeats)
-                                   for b in payloads],
+        "webhook, whole request": [cpu_ms_per_call(functools.partial(service.handle, b), calls=calls,
+                                                   repeats=repeats) for b in payloads],
     }
     service.close()
     return {

@@ -243,9 +243,7 @@ def build(settings: settings_mod.Settings, *, last_known_good: cache.LastKnownGo
     section = settings.feed
     if not section.lease_name:
         return None
-    from carbongate import kube
-
-    client = api_client or kube.api_client(settings.kube)
+    client = api_client or k8s.api_client(settings.kube)
     config = leases.lease_config(
         section="feed", namespace=section.namespace, name=section.lease_name,
         identity=section.identity, lease_duration_s=section.lease_duration_s,

@@ -20,7 +20,6 @@ import prometheus_client
 
 from carbongate import clock as clock_mod
 from carbongate import kube as k8s
-from carbongate import kube as kube_config
 from carbongate import leases, sidecar
 from carbongate import settings as settings_mod
 from carbongate import unreviewed as unreviewed_mod
@@ -171,7 +170,7 @@ def serve_forever(settings: settings_mod.Settings) -> int:
     from policy_engine import factory
 
     # First: a cluster that cannot be reached by any rule is a clear error before anything starts.
-    api_client = kube_config.api_client(settings.kube)
+    api_client = k8s.api_client(settings.kube)
     metrics = metrics_mod.Metrics()
     started: list[Running] = []
     server = http_sidecar(settings.deferral.bind, metrics=metrics,

@@ -35,7 +35,8 @@ import sqlalchemy as sa
 
 from carbongate import clock as clock_mod
 from carbongate import kube as k8s
-from governance import accounting, energy, history, ledger, metrics, pods, runs
+from governance import accounting, history, ledger, metrics, pods, runs
+from planner import energy
 
 log = logging.getLogger(__name__)
 

@@ -37,12 +37,10 @@ from typing import Any
 
 from carbongate import clock as clock_mod
 from carbongate import kube, leases, sidecar, unreviewed
-from carbongate import kube as k8s
 from carbongate import settings as settings_mod
 from governance import (
     budgets,
     collector,
-    energy,
     history,
     ledger,
     metrics,
@@ -51,6 +49,7 @@ from governance import (
     publishing,
     report,
 )
+from planner import energy
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ def sinks(settings: settings_mod.Settings, *, core: budgets.ConfigMapApi | None 
 
 
 def candidate(settings: settings_mod.GovernanceSettings, *,
-              api_client: k8s.ApiClient,
+              api_client: kube.ApiClient,
               identity: str | None = None) -> leases.Elector | None:
     """The Lease elector, or None when ``lease_name`` is empty (no election)."""
     if not settings.lease_name:
@@ -120,7 +119,7 @@ def candidate(settings: settings_mod.GovernanceSettings, *,
         section="governance", namespace=settings.namespace, name=settings.lease_name,
         identity=identity or settings.identity, lease_duration_s=settings.lease_duration_s,
         lease_renew_s=settings.lease_renew_s)
-    return leases.Elector(api=k8s.CoordinationV1Api(api_client), config=config)
+    return leases.Elector(api=kube.CoordinationV1Api(api_client), config=config)
 
 
 @dataclass
@@ -147,7 +146,7 @@ class Running:
         self.store.close()
 
 
-def start(settings: settings_mod.Settings, *, api_client: k8s.ApiClient,
+def start(settings: settings_mod.Settings, *, api_client: kube.ApiClient,
           clock: clock_mod.Clock, meters: metrics.GovernanceMetrics | None = None,
           identity: str | None = None) -> Running:
     """Build a replica from the settings and start its election loop."""
@@ -155,8 +154,8 @@ def start(settings: settings_mod.Settings, *, api_client: k8s.ApiClient,
     elector = candidate(section, api_client=api_client, identity=identity)
     meters = meters or metrics.create()
     store = ledger.open_ledger(database_url(section))
-    core = k8s.CoreV1Api(api_client)
-    batch = k8s.BatchV1Api(api_client)
+    core = kube.CoreV1Api(api_client)
+    batch = kube.BatchV1Api(api_client)
     service = publishing.Governance(store=store, budgets_file=publishing.BudgetsFile(section.budgets_file),
                          sinks=sinks(settings, core=core), meters=meters,
                          snapshot_path=settings.grid.snapshot_path)

@@ -45,7 +45,7 @@ from carbongate import timefmt
 from deferral import metrics as deferral_metrics
 from deferral import patches as deferral_patches
 from deferral import release, timers, workloads
-from governance import energy
+from planner import energy
 from planner import plan as planning
 from policy_engine import engine as engine_mod
 from simulate import forecasts as forecasts_mod

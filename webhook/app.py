@@ -134,7 +134,7 @@ def _namespace_reader(settings: settings_mod.Settings) -> state.NamespaceReader:
 
 
 def _energy_model(settings: settings_mod.Settings) -> Callable[[Any, int], float]:
-    from governance import energy
+    from planner import energy
 
     model = energy.load(settings.governance.energy_model_file)
     return lambda obj, duration_s: model.energy_kwh(obj, duration_s)

@@ -94,7 +94,7 @@ def review_file(
         exempt_namespaces=frozenset(settings.webhook.exempt_namespaces), policy_version=engine.version,
         plan_step_s=settings.grid.plan_step_min * 60, horizon_s=settings.grid.forecast_horizon_h * 3600,
     )
-    from governance import energy
+    from planner import energy
 
     model = energy.load(settings.governance.energy_model_file)
     result = admission.review(

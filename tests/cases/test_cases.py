@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from carbongate import settings as settings_mod
-from governance import energy
+from planner import energy
 from planner import plan as planning
 from policy_engine import embedded
 from tests.webhook import builders
