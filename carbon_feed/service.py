@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
-import signal
-import threading
 from collections.abc import Iterable, Mapping
-from types import FrameType
 
 from carbon_feed import (
     cache,
@@ -36,8 +33,8 @@ from carbon_feed import (
 from carbon_feed import cluster as cluster_mod
 from carbon_feed import feed as feed_mod
 from carbongate import clock as clock_mod
+from carbongate import process, sidecar
 from carbongate import settings as settings_mod
-from carbongate import sidecar
 
 log = logging.getLogger(__name__)
 
@@ -168,14 +165,7 @@ def serve(settings: settings_mod.Settings, *, once: bool = False) -> int:
         return 0 if feed_mod.safe_refresh(feed) is not None else 1
     sidecar = Sidecar(feed, bind=settings.feed.bind, tick_s=settings.feed.tick_s)
     scaler = keda.attach(feed, settings)
-    stopped = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping the feed", signum)
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stopped = process.stop_on_signals("carbon feed")
     sidecar.start()
     if scaler is not None:
         scaler.start()

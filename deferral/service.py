@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import prometheus_client
 
 from carbongate import clock as clock_mod
 from carbongate import kube as k8s
-from carbongate import leases, sidecar
+from carbongate import leases, process, sidecar
 from carbongate import settings as settings_mod
 from carbongate import unreviewed as unreviewed_mod
 from deferral import controller, events, grid, kube, unreviewed, watch
@@ -187,9 +186,7 @@ def serve_forever(settings: settings_mod.Settings) -> int:
     running = start(settings, api_client=api_client, engine=engine,
                     clock=clock_mod.SystemClock(), metrics=metrics)
     started.append(running)
-    done = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: done.set())
+    done = process.stop_on_signals("deferral controller")
     log.info("deferral controller running; /healthz and /metrics on http://%s", settings.deferral.bind)
     done.wait()
     running.stop()

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from carbongate import clock as clock_mod
-from carbongate import kube, leases, sidecar, unreviewed
+from carbongate import kube, leases, process, sidecar, unreviewed
 from carbongate import settings as settings_mod
 from governance import (
     budgets,
@@ -212,7 +211,7 @@ def budgets_report(service: publishing.Governance, query: Mapping[str, str]) -> 
 
 def run(settings: settings_mod.Settings, *, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``): election, collector, publisher, HTTP server."""
-    stop = stop or _stop_on_signals()
+    stop = stop or process.stop_on_signals("governance")
     running = start(settings, api_client=kube.api_client(settings.kube),
                     clock=clock_mod.SystemClock())
     server = http_sidecar(settings.governance.bind, running=running)
@@ -226,10 +225,3 @@ def run(settings: settings_mod.Settings, *, stop: threading.Event | None = None)
         running.stop()
         server.stop()
     return 0
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, lambda *_: stop.set())
-    return stop
