@@ -16,7 +16,7 @@ annotation proof that it was not asked):
   ``carbongate.io/tier`` and no enforcement label (enforce is the platform's
   default mode for a namespace it labelled);
 * it is neither carbongate's own namespace nor an exempt one
-  (``webhook.own_namespace``, ``webhook.exempt_namespaces``);
+  (``webhook.own_namespace``, the platform config's ``exempt_namespaces``);
 * it is not a DaemonSet's pod (never touched). A pod created by a Job that
   carbongate decided carries the annotation from the Job's template.
 
@@ -44,7 +44,7 @@ from typing import Any
 import prometheus_client
 
 from carbongate import clock as clock_mod
-from carbongate import kube, timefmt
+from carbongate import kube, platform, timefmt
 from carbongate import settings as settings_mod
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,10 @@ class Scope:
     exempt: frozenset[str]
 
     @classmethod
-    def of(cls, settings: settings_mod.WebhookSettings) -> Scope:
-        return cls(own_namespace=settings.own_namespace, exempt=frozenset(settings.exempt_namespaces))
+    def of(cls, settings: settings_mod.Settings) -> Scope:
+        """carbongate's own namespace from the settings; the exempt ones from the platform config."""
+        return cls(own_namespace=settings.webhook.own_namespace,
+                   exempt=platform.read(settings.engine.policy_dir).exempt_namespaces)
 
     def enforced(self, namespace: str, labels: Mapping[str, str]) -> bool:
         """Whether the webhook annotates every Pod and Job it decides in this namespace."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
+from carbongate import clock, platform
 from carbongate import kube as kube_config
 from carbongate import settings as settings_mod
 
@@ -56,6 +56,11 @@ def _release(args: argparse.Namespace) -> int:
     return service.serve_forever(settings(args))
 
 
+def _default_duration_s(loaded: settings_mod.Settings) -> int:
+    """The same figure the controller and the webhook's deadline use (carbongate.platform)."""
+    return platform.read(loaded.engine.policy_dir).default_duration_s(loaded)
+
+
 def _gateway(section: settings_mod.Settings) -> Any:
     from deferral import kube
 
@@ -72,8 +77,7 @@ def _release_all(loaded: settings_mod.Settings) -> int:
         gateway = _gateway(loaded)
         outcome = uninstall.release_all(
             gateway, recorder=events.Recorder(gateway=gateway, instance=socket.gethostname()),
-            now=lambda: datetime.now(UTC),
-            default_duration_s=loaded.deferral.default_expected_duration_s)
+            now=clock.utc_now, default_duration_s=_default_duration_s(loaded))
     except kube.API_ERRORS as error:
         print(f"carbongate release --all: cannot read the cluster: {error}", file=sys.stderr)
         return 1
@@ -86,8 +90,8 @@ def _deferred(args: argparse.Namespace) -> int:
 
     loaded = settings(args)
     try:
-        rows = listing.collect(_gateway(loaded), now=datetime.now(UTC),
-                               default_duration_s=loaded.deferral.default_expected_duration_s)
+        rows = listing.collect(_gateway(loaded), now=clock.utc_now(),
+                               default_duration_s=_default_duration_s(loaded))
     except kube.API_ERRORS as error:
         print(f"carbongate deferred: cannot read the cluster: {error}", file=sys.stderr)
         return 1

@@ -26,16 +26,14 @@ around a Kubernetes API double and a throwaway database.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from carbongate import clock as clock_mod
-from carbongate import kube, leases, process, sidecar, unreviewed
+from carbongate import kube, leases, platform, process, sidecar, unreviewed
 from carbongate import settings as settings_mod
 from governance import (
     budgets,
@@ -61,18 +59,17 @@ def database_url(settings: settings_mod.GovernanceSettings) -> str:
 
 
 def defaults(settings: settings_mod.Settings) -> pods.Defaults:
-    """Home region and default tier: the settings, else the platform's policy config."""
-    config: dict[str, Any] = {}
-    path = settings.engine.policy_dir / "carbongate" / "config" / "data.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        log.warning("cannot read platform config %s: %s", path, error)
-    home = settings.grid.home_region or str(config.get("home_region") or "")
+    """Home region and default tier: the settings, else the platform's policy config (carbongate.platform).
+
+    A finished pod is priced in its home region, so one must be named: governance
+    has no grid snapshot of its own to take the first region from.
+    """
+    config = platform.read(settings.engine.policy_dir)
+    home = config.home_region(settings)
     if not home:
         raise settings_mod.SettingsError(
             "grid.home_region is empty and the platform config names no home_region")
-    return pods.Defaults(home_region=home, default_tier=str(config.get("default_tier") or "2"))
+    return pods.Defaults(home_region=home, default_tier=config.default_tier)
 
 
 def trace_files(settings: settings_mod.Settings) -> tuple[Path, ...]:
@@ -163,7 +160,7 @@ def start(settings: settings_mod.Settings, *, api_client: kube.ApiClient,
         grid=grid_history(settings, store), defaults=defaults(settings),
         lookups=collector.KubeLookups(core=core, batch=batch), meters=meters)
     counter = unreviewed.Unreviewed(
-        api_client=api_client, scope=unreviewed.Scope.of(settings.webhook),
+        api_client=api_client, scope=unreviewed.Scope.of(settings),
         registry=meters.registry, clock=clock.now,
         refresh_s=settings.webhook.namespace_cache_ttl_s)
     collecting = publishing.Collecting(service=service, recorder=recorder, pods_api=core, meters=meters,

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from carbongate import files
+from carbongate import files, platform
 from carbongate import settings as settings_mod
 from planner import snapshot
 from webhook import admission, reviews
@@ -83,17 +83,10 @@ def review_file(
     grid = _grid(traces or _demo_traces(), now=now, settings=settings)
     budgets = _read_json(budgets_file) if budgets_file else None
     engine = _engine(settings, grid=grid, budgets=budgets)
-    try:
-        config = files.load_json(settings.engine.policy_dir / "carbongate/config/data.json")
-    except (OSError, ValueError):
-        config = {}
-    home = settings.grid.home_region or next(iter(grid["regions"]), "")
-    knowledge = admission.Knowledge(
-        now=now, grid=grid, budgets=budgets, config=config, namespace_labels=dict(namespace_labels),
-        home_region=home, own_namespace=settings.webhook.own_namespace,
-        exempt_namespaces=frozenset(settings.webhook.exempt_namespaces), policy_version=engine.version,
-        plan_step_s=settings.grid.plan_step_min * 60, horizon_s=settings.grid.forecast_horizon_h * 3600,
-    )
+    knowledge = admission.knowledge(
+        settings=settings, platform=platform.read(settings.engine.policy_dir), now=now, grid=grid,
+        budgets=budgets, namespace_labels=dict(namespace_labels), policy_version=engine.version)
+    home = knowledge.home_region
     from planner import energy
 
     model = energy.load(settings.governance.energy_model_file)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from carbongate import clock as clock_mod
-from carbongate import files
+from carbongate import files, platform
 from carbongate import settings as settings_mod
 from planner import plan as planning
 from planner import snapshot
@@ -26,7 +26,6 @@ from webhook import admission, certificate, metrics, reviews, state
 log = logging.getLogger(__name__)
 
 DECISION_PATH = "carbongate/admission/decision"
-CONFIG_FILE = "carbongate/config/data.json"
 # How often the budgets are put into an OPA sidecar even when unchanged: OPA
 # keeps data in memory only, and a restarted sidecar would otherwise lack them
 # until governance's next change reaches the mounted file.
@@ -56,7 +55,7 @@ class AdmissionService:
         )
         self.grid = self._document("grid", settings.grid.snapshot_path, _load_grid)
         self.budgets = self._document("budgets", settings.governance.budgets_snapshot_path, files.load_json)
-        self.config = self._document("config", settings.engine.policy_dir / CONFIG_FILE, files.load_json)
+        self.config = self._document("config", settings.engine.policy_dir / platform.CONFIG_FILE, files.load_json)
         self.certificate = certificate.Expiry(path=settings.webhook.certfile, clock=clock)
         self._grid_series: tuple[Any, Mapping[str, Any]] | None = None
         # Documents loaded but not yet in the engine (the last push failed); the
@@ -207,20 +206,10 @@ class AdmissionService:
 
     def _knowledge(self, namespace_labels: Mapping[str, str]) -> admission.Knowledge:
         grid = self.grid.value
-        config = self.config.value or {}
-        return admission.Knowledge(
-            now=self._clock(),
-            grid=grid,  # type: ignore[arg-type]
-            budgets=self.budgets.value,
-            config=config,
-            namespace_labels=namespace_labels,
-            home_region=_home_region(self.settings, config, grid),
-            own_namespace=self.settings.webhook.own_namespace,
-            exempt_namespaces=frozenset(self.settings.webhook.exempt_namespaces),
-            policy_version=self.engine.version,
-            plan_step_s=self.settings.grid.plan_step_min * 60,
-            horizon_s=self.settings.grid.forecast_horizon_h * 3600,
-            stale_grace_s=self.settings.grid.stale_grace_s,
+        return admission.knowledge(
+            settings=self.settings, platform=platform.PlatformConfig.of(self.config.value),
+            now=self._clock(), grid=grid, budgets=self.budgets.value,  # type: ignore[arg-type]
+            namespace_labels=namespace_labels, policy_version=self.engine.version,
             grid_series=self._parsed_grid(grid),
         )
 
@@ -254,14 +243,3 @@ class AdmissionService:
 
 def _load_grid(path: Any) -> Mapping[str, Any]:
     return snapshot.load_snapshot(path)
-
-
-def _home_region(settings: settings_mod.Settings, config: Mapping[str, Any], grid: Any) -> str:
-    """Settings first, then the platform config, then the first region with data."""
-    if settings.grid.home_region:
-        return settings.grid.home_region
-    configured = config.get("home_region")
-    if isinstance(configured, str) and configured:
-        return configured
-    regions = list((grid or {}).get("regions", {}))
-    return regions[0] if regions else ""
