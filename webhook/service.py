@@ -20,16 +20,11 @@ from carbongate import settings as settings_mod
 from planner import plan as planning
 from planner import snapshot
 from policy_engine import engine as engine_mod
-from policy_engine import errors as engine_errors
-from webhook import admission, certificate, metrics, reviews, state
+from webhook import admission, certificate, datasync, metrics, reviews, state
 
 log = logging.getLogger(__name__)
 
 DECISION_PATH = "carbongate/admission/decision"
-# How often the budgets are put into an OPA sidecar even when unchanged: OPA
-# keeps data in memory only, and a restarted sidecar would otherwise lack them
-# until governance's next change reaches the mounted file.
-OPA_REPUT_S = 60.0
 
 class AdmissionService:
     """Answers AdmissionReviews for one worker."""
@@ -58,11 +53,7 @@ class AdmissionService:
         self.config = self._document("config", settings.engine.policy_dir / platform.CONFIG_FILE, files.load_json)
         self.certificate = certificate.Expiry(path=settings.webhook.certfile, clock=clock)
         self._grid_series: tuple[Any, Mapping[str, Any]] | None = None
-        # Documents loaded but not yet in the engine (the last push failed); the
-        # last version the engine took of each, and when (monotonic seconds).
-        self._unpushed: dict[str, Mapping[str, Any]] = {}
-        self._accepted: dict[str, tuple[Mapping[str, Any], float]] = {}
-        self._monotonic = monotonic
+        self._data = datasync.DataSync(engine=engine, engine_kind=settings.engine.kind, monotonic=monotonic)
         self._stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
 
@@ -75,55 +66,15 @@ class AdmissionService:
         return files.WatchedDocument(name=name, path=path, loader=loader, on_error=counted)
 
     def sync_data(self) -> None:
-        """Take new grid, budget and config files; push them into the engine.
-
-        An embedded engine gets both documents. An OPA sidecar (``kind = "opa"``)
-        gets only the budgets (governance's ConfigMap, mounted as the file): its
-        grid comes from the feed sidecar, the one writer OPA's authorization
-        grants it. A push that fails is retried on the next sync, so a sidecar
-        that starts after the webhook, or restarts, still receives the budgets.
-        """
+        """Take new grid, budget and config files; put them into the engine (:mod:`webhook.datasync`)."""
         for document, root in ((self.grid, "grid"), (self.budgets, "budgets")):
             if document.refresh():
                 metrics.DATA_RELOADS.labels(document=document.name, result="ok").inc()
-                if document.value is not None and self._pushes(root):
-                    self._unpushed[root] = document.value
-        self._push_budgets_again_if_due()
-        for root, value in list(self._unpushed.items()):
-            if self._put(root, value):
-                del self._unpushed[root]
+                if document.value is not None:
+                    self._data.offer(root, document.value)
+        self._data.push()
         self.config.refresh()
         self.certificate.refresh()
-
-    def _pushes(self, root: str) -> bool:
-        """Whether this worker puts ``data.carbongate.<root>`` into its engine."""
-        return self.settings.engine.kind == "embedded" or root == "budgets"
-
-    def _push_budgets_again_if_due(self) -> None:
-        """An OPA sidecar that restarted has forgotten its data: put the budgets again.
-
-        Only the last version OPA accepted: one it refused as invalid
-        (``PolicyDataError``) would be refused again, every minute.
-        """
-        accepted = self._accepted.get("budgets")
-        if (self.settings.engine.kind == "opa" and accepted is not None
-                and self._monotonic() - accepted[1] >= OPA_REPUT_S):
-            self._unpushed.setdefault("budgets", accepted[0])
-
-    def _put(self, root: str, value: Mapping[str, Any]) -> bool:
-        """Put a document into the engine; False when it should be tried again."""
-        try:
-            self.engine.put_data(root, value)
-        except Exception as error:  # an engine failure must not stop the sync loop
-            log.error("cannot publish %s to the policy engine: %s", root, error)
-            metrics.DATA_RELOADS.labels(document=root, result="error").inc()
-            # Refused data stays refused, and an in-process engine's failure is no
-            # passing one: both wait for the next version of the file. An OPA
-            # sidecar that is starting or restarting will take it on a later sync.
-            return (isinstance(error, engine_errors.PolicyDataError)
-                    or self.settings.engine.kind != "opa")
-        self._accepted[root] = (value, self._monotonic())
-        return True
 
     def start_sync(self, interval_s: float = 1.0) -> None:
         """Poll the snapshot files in a daemon thread (one per worker)."""
