@@ -70,14 +70,19 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpar
     return args
 
 
+def configure_logging(level: str) -> None:
+    """One log format for every carbongate process (``python -m webhook`` calls it too)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carbongate`` console script."""
     parser = build_parser()
     args = parse(parser, argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(str(args.log_level))
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -50,14 +50,16 @@ class KubeConfigError(settings_mod.SettingsError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--kubeconfig`` and ``--context``, the same on every command that talks to a cluster."""
+    """``--kubeconfig``, ``--context`` and ``--api-url``, the same on every command that talks to a cluster."""
     parser.add_argument("--kubeconfig", type=Path,
                         help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
     parser.add_argument("--context", help="kubeconfig context (default: its current-context)")
+    parser.add_argument("--api-url", help="Kubernetes API URL without credentials (kubectl proxy); "
+                                          "wins over the kubeconfig")
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``[kube]`` settings the flags of :func:`add_arguments` (and ``--api-url``) set."""
+    """The ``[kube]`` settings the flags of :func:`add_arguments` set."""
     found = {"kubeconfig": getattr(args, "kubeconfig", None),
              "context": getattr(args, "context", None),
              "api_url": getattr(args, "api_url", None)}

@@ -26,19 +26,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     run.add_argument("--all", action="store_true", dest="release_all",
                      help="release every workload carbongate holds now and exit (before an "
                           "uninstall: docs/deploy.md)")
-    _cluster_arguments(run)
+    kube_config.add_arguments(run)
     run.set_defaults(handler=_release)
     listing = subparsers.add_parser("deferred", parents=[common],
                                     help="list the workloads carbongate holds, why and until when")
-    _cluster_arguments(listing)
+    kube_config.add_arguments(listing)
     listing.add_argument("--json", action="store_true", help="print JSON rows")
     listing.set_defaults(handler=_deferred)
-
-
-def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    kube_config.add_arguments(parser)
-    parser.add_argument("--api-url", help="Kubernetes API URL without credentials "
-                                          "(kubectl proxy); wins over the kubeconfig")
 
 
 def settings(args: argparse.Namespace) -> settings_mod.Settings:

@@ -11,11 +11,11 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from carbongate import kube, timefmt
+from carbongate import clock, kube, timefmt
 from carbongate import settings as settings_mod
 
 
@@ -50,6 +50,9 @@ def _serve(args: argparse.Namespace) -> int:
         argv += ["--kubeconfig", str(args.kubeconfig)]
     if args.context:
         argv += ["--context", args.context]
+    if args.api_url:
+        argv += ["--api-url", args.api_url]
+    argv += ["--log-level", args.log_level]
     if args.dev:
         argv.append("--dev")
     if args.bind:
@@ -67,7 +70,7 @@ def _review(args: argparse.Namespace) -> int:
     settings = settings_mod.load(config_file=args.config, overrides=overrides)
     try:
         labels = dict(_label(item) for item in args.namespace_label)
-        now = _instant(args.now) if args.now else datetime.now(timezone.utc).replace(microsecond=0)
+        now = _instant(args.now) if args.now else clock.utc_now().replace(microsecond=0)
         outcome = offline.review_file(
             args.file,
             settings=settings,
