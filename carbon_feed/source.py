@@ -177,11 +177,9 @@ def instant(value: Any, *, provider: str, what: str) -> datetime:
     if not isinstance(value, str):
         raise errors.MalformedResponse(f"{provider}: {what} is {value!r}, not a time")
     try:
-        return timefmt.parse_time(value)
-    except timefmt.NoTimeZone as error:
-        raise errors.MalformedResponse(f"{provider}: {what} {value!r} has no time zone") from error
+        return timefmt.read_time(value, what)
     except ValueError as error:
-        raise errors.MalformedResponse(f"{provider}: {what} {value!r} is not ISO 8601") from error
+        raise errors.MalformedResponse(f"{provider}: {error}") from error
 
 
 def number(value: Any, *, provider: str, what: str) -> float:

@@ -59,6 +59,16 @@ def parse_time(text: str, *, naive_utc: bool = False) -> datetime:
     return value.astimezone(UTC)
 
 
+def read_time(text: str, what: str) -> datetime:
+    """:func:`parse_time` of a time a person or a provider wrote, refused with a message naming ``what``."""
+    try:
+        return parse_time(text)
+    except NoTimeZone as error:
+        raise NoTimeZone(f"{what} {text!r} has no time zone (end it with Z or an offset)") from error
+    except ValueError as error:
+        raise ValueError(f"{what} {text!r} is not RFC 3339: {error}") from error
+
+
 def format_time(value: datetime) -> str:
     """An aware datetime as RFC 3339 UTC to the second with a ``Z``."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -250,10 +250,7 @@ def _duration(value: str) -> Duration:
 
 
 def _instant(value: str) -> datetime:
-    try:
-        return timefmt.parse_time(value)
-    except timefmt.NoTimeZone as error:
-        raise ValueError("needs a time zone (end it with Z)") from error
+    return timefmt.read_time(value, "start")
 
 
 def _arrival(value: str) -> str:

@@ -196,11 +196,9 @@ def _job(row: Sequence[str], *, where: str) -> Job:
 
 def _time(text: str, where: str) -> datetime:
     try:
-        return timefmt.parse_time(text)
-    except timefmt.NoTimeZone as error:
-        raise WorkloadError(f"{where}: submit_time {text!r} has no time zone (end it with Z)") from error
+        return timefmt.read_time(text, "submit_time")
     except ValueError as error:
-        raise WorkloadError(f"{where}: submit_time {text!r} is not RFC 3339") from error
+        raise WorkloadError(f"{where}: {error}") from error
 
 
 def _non_negative(cells: dict[str, str], name: str, where: str) -> float:

@@ -95,8 +95,6 @@ def _label(item: str) -> tuple[str, str]:
 
 def _instant(text: str) -> datetime:
     try:
-        return timefmt.parse_time(text)
-    except timefmt.NoTimeZone as error:
-        raise SystemExit(f"carbongate review: --now {text!r} needs a time zone (Z)") from error
+        return timefmt.read_time(text, "--now")
     except ValueError as error:
-        raise SystemExit(f"carbongate review: --now {text!r} is not RFC 3339: {error}") from error
+        raise SystemExit(f"carbongate review: {error}") from error
