@@ -37,13 +37,13 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from carbongate import clock  # noqa: E402
 from carbongate import settings as settings_mod  # noqa: E402
 from simulate import forecasts, plot, run  # noqa: E402
 
@@ -238,7 +238,7 @@ def _markdown(shipped: list[Row], proposed: list[Row], perf: Performance, args: 
     lines = [
         "# Savings: carbongate on a year of six grids",
         "",
-        f"Written by `bench/carbon.py` on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} "
+        f"Written by `bench/carbon.py` on {clock.utc_now().strftime('%Y-%m-%d %H:%M UTC')} "
         f"(policies `{version}`, {args.jobs} jobs per replay, seed {args.seed}, {args.workers} worker processes, "
         f"{os.cpu_count()} CPUs). Grid data: the 2023 hourly Electricity Maps files (life-cycle intensity) "
         f"under `{_shown(data_dir)}`. Re-run with `.venv/bin/python bench/carbon.py --jobs {args.jobs}`.",

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from carbongate import kube
+from carbongate import clock, kube
 from carbongate import settings as settings_mod
 
 
@@ -86,7 +86,7 @@ def _grid(args: argparse.Namespace) -> tuple[Any, datetime]:
     from planner import snapshot as contract
 
     settings = _settings(args)
-    now = contract.parse_time(args.now) if args.now else datetime.now(UTC).replace(microsecond=0)
+    now = contract.parse_time(args.now) if args.now else clock.utc_now().replace(microsecond=0)
     if args.grid:
         grid = settings.grid
         document = traces.snapshot_from_traces(

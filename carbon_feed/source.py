@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import requests
 
 from carbon_feed import errors, model
-from carbongate import timefmt
+from carbongate import clock, timefmt
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - (now or clock.utc_now())).total_seconds())
 
 
 def _error_detail(response: requests.Response) -> str:

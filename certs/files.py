@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from carbongate import files
+from carbongate import clock, files
 from certs import authority
 
 CA_CERT = "ca.crt"
@@ -68,7 +68,7 @@ def generate(
     """Create a CA and a serving certificate for ``identity`` in ``out_dir``."""
     if not force:
         _refuse_existing(out_dir)
-    moment = now or datetime.datetime.now(datetime.UTC)
+    moment = now or clock.utc_now()
     ca = authority.new_authority(identity=identity, days=days, now=moment)
     serving = authority.issue_serving(authority=ca, identity=identity, days=days, now=moment)
     out_dir.mkdir(parents=True, exist_ok=True)

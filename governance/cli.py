@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from carbongate import kube
+from carbongate import clock, kube
 from carbongate import settings as settings_mod
 
 
@@ -81,7 +80,7 @@ def _report(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
         config = budgets.load_config(settings.governance.budgets_file)
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = clock.utc_now().replace(microsecond=0)
         period = (periods.parse(args.period) if args.period
                   else periods.containing(now, config.period))
         store = ledger.open_ledger(service.database_url(settings.governance))
