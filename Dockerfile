@@ -8,27 +8,28 @@
 # no compiler, pip cache or source tree ships. It runs as an unprivileged
 # user with a read-only root filesystem in the cluster (deploy/base).
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Python 3.14: the embedded OPA engine (opa-golib-python-bindings) declares
+# Requires-Python >= 3.14, so here pip installs it as the ordinary dependency
+# pyproject.toml declares, with no --ignore-requires-python. Every dependency
+# pinned in constraints.txt has a CPython 3.14 wheel; CI runs the tests on
+# 3.11 (the project's floor), where the Makefile installs the engine by hand.
+# The base image by digest (python:3.14-slim-trixie): a rebuild gets the same
+# Python and Debian until someone moves this line.
+ARG PYTHON_IMAGE=python:3.14-slim-trixie@sha256:51dafde81dbdb6ebde285137a295cf18a47ca95234fe388a343719cb97305b3d
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-RUN python -m pip install build
 COPY . .
-# The project as a wheel: exactly what `pip install carbongate` would get.
-RUN python -m build --wheel --outdir /wheels .
-RUN python -m venv /opt/carbongate
-# The embedded OPA engine declares Python >= 3.14 but works on 3.11 through
-# ctypes (see the Makefile), so it goes in first, on its own.
-RUN /opt/carbongate/bin/pip install --ignore-requires-python opa-golib-python-bindings==0.4.4 \
- && /opt/carbongate/bin/pip install /wheels/carbongate-*.whl
-# The demo grid traces the feed replays when no providers file is configured
-# (the dev overlay): carbongate.settings.DEMO_GRID_DIR is examples/grid next
-# to the installed packages.
-RUN target="$(/opt/carbongate/bin/python -P -c 'import carbongate.settings as s; print(s.DEMO_GRID_DIR)')" \
- && mkdir -p "$(dirname "$target")" \
- && cp -r examples/grid "$target" \
- && /opt/carbongate/bin/python -P -c 'import carbongate.settings as s; assert sorted(s.DEMO_GRID_DIR.glob("*.csv"))'
+# The project as a wheel (what `pip install carbongate` gets: policies and demo
+# grid traces inside), built with the pinned setuptools in a throwaway venv.
+RUN python -m venv /opt/build \
+ && /opt/build/bin/pip install -c constraints.txt --upgrade pip setuptools wheel \
+ && /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
+# The runtime venv: the wheel and exactly the versions of constraints.txt.
+RUN python -m venv /opt/carbongate \
+ && /opt/carbongate/bin/pip install -c constraints.txt --upgrade pip \
+ && /opt/carbongate/bin/pip install -c constraints.txt /wheels/carbongate-*.whl
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="carbongate" \
@@ -48,5 +49,7 @@ RUN useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
 USER 10001:10001
 WORKDIR /tmp
 # Fails the build, not the first pod, if the install is broken.
-RUN carbongate --help > /dev/null && python -c "import webhook, carbon_feed, deferral, governance, opa_bindings"
+RUN carbongate --version && carbongate --help > /dev/null \
+ && python -c "import webhook, carbon_feed, deferral, governance, opa_bindings; \
+from carbongate import settings as s; assert sorted(s.DEMO_GRID_DIR.glob('*.csv')), s.DEMO_GRID_DIR"
 CMD ["carbongate", "--help"]

@@ -4,17 +4,29 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CERTS  := .dev-certs
+# make deploy-dev / make manifests (docs/deploy.md); IMAGE=REGISTRY/carbongate@sha256:... pins a release.
+DEPLOY_DEV   ?= build/deploy-dev
+INSTALL_YAML ?= dist/install.yaml
+IMAGE        ?=
 
-.PHONY: run test soak bench lint image clean
+.PHONY: run test soak bench lint image deploy-dev manifests constraints clean
 
-# The embedded OPA engine declares Python >= 3.14 but works on 3.11 through
-# ctypes, so it goes in first, on its own, with --ignore-requires-python.
-$(STAMP): pyproject.toml
+# Every version comes from constraints.txt (what CI and the image install;
+# `make constraints` regenerates it from this venv). The embedded OPA engine
+# declares Python >= 3.14 but works on 3.11 through ctypes, so below 3.14 it
+# goes in first, on its own, with --ignore-requires-python (pyproject.toml
+# lists it for 3.14+, where pip installs it with the rest).
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --ignore-requires-python opa-golib-python-bindings==0.4.4
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -c constraints.txt --ignore-requires-python opa-golib-python-bindings
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+## constraints: pin what this venv holds (after changing a dependency in pyproject.toml)
+constraints: $(STAMP)
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --all --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 $(CERTS)/tls.crt: | $(STAMP)
 	$(BIN)/carbongate certs generate --service carbongate-webhook --namespace carbongate --out $(CERTS)
@@ -41,15 +53,25 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/carbon.py
 
-## lint: ruff, mypy --strict (deploy/ and bench/ too) and the import contracts of
+## lint: ruff, mypy --strict (bench/ and scripts/ too) and the import contracts of
 ## pyproject.toml (the layers in docs/architecture.md; tests/architecture runs them in `make test`)
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy carbongate webhook policy_engine planner carbon_feed deferral governance certs simulate bench deploy
+	$(BIN)/mypy carbongate webhook policy_engine planner carbon_feed deferral governance certs simulate bench scripts
 	$(BIN)/lint-imports
 
 image:
 	docker build -t carbongate:dev .
+
+## deploy-dev: a development install in one step: certificate, OPA tokens and the rendered
+## manifests in build/deploy-dev/; then `kubectl apply -f build/deploy-dev/install.yaml`
+deploy-dev: $(STAMP)
+	$(BIN)/python scripts/manifests.py dev --out $(DEPLOY_DEV)
+
+## manifests: the prod overlay as one file, dist/install.yaml, for `kubectl apply -f`
+## (needs kubectl only; IMAGE=REGISTRY/carbongate@sha256:DIGEST pins the image of a release)
+manifests:
+	$(PYTHON) scripts/manifests.py prod --out $(INSTALL_YAML) $(if $(IMAGE),--image $(IMAGE))
 
 clean:
 	rm -rf $(VENV) $(CERTS) .state build dist *.egg-info

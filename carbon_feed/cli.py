@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from carbongate import clock, kube
+from carbongate import cliargs, clock, kube
 from carbongate import settings as settings_mod
 
 
@@ -40,15 +40,20 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     plot = actions.add_parser("plot", parents=[common], help="a PNG of intensity and forecast")
     _source_arguments(plot)
     plot.add_argument("--region", required=True, help="region id, for example GB")
-    plot.add_argument("--out", type=Path, default=Path("grid.png"), help="PNG file to write")
+    plot.add_argument("--out", type=Path, default=None,
+                      help="PNG file to write (default: ./grid.png; the path written is printed)")
     plot.set_defaults(handler=_plot)
+
+
+DEFAULT_PLOT = Path("grid.png")
 
 
 def _source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snapshot", type=Path, help="snapshot file (default: grid.snapshot_path)")
     parser.add_argument("--grid", type=Path, nargs="+", metavar="TRACE.csv",
                         help="build the grid from trace files instead of reading the snapshot")
-    parser.add_argument("--now", help="RFC 3339 instant (default: now)")
+    parser.add_argument("--now", type=cliargs.instant,
+                        help="instant: RFC 3339 or now, now-2h, now+30m (default: now)")
     parser.add_argument("--duration", type=int, default=60, metavar="MIN",
                         help="window length for the best window, minutes (default 60)")
 
@@ -86,12 +91,13 @@ def _grid(args: argparse.Namespace) -> tuple[Any, datetime]:
     from planner import snapshot as contract
 
     settings = _settings(args)
-    now = contract.parse_time(args.now) if args.now else clock.utc_now().replace(microsecond=0)
+    now = args.now or clock.utc_now().replace(microsecond=0)
     if args.grid:
         grid = settings.grid
         document = traces.snapshot_from_traces(
             args.grid, now=now, horizon_h=grid.forecast_horizon_h, grace_s=grid.stale_grace_s,
-            durations_min=sorted({*grid.window_durations_min, args.duration}), history_h=24)
+            durations_min=sorted({*grid.window_durations_min, args.duration}), history_h=24,
+            read=traces.load_any)  # every layout simulate --grid reads
         return contract.check_snapshot(document), now
     return contract.load_snapshot(args.snapshot or settings.grid.snapshot_path), now
 
@@ -113,13 +119,15 @@ def _plot(args: argparse.Namespace) -> int:
 
     try:
         snapshot, now = _grid(args)
-        region = snapshot["regions"].get(args.region)
+        named = {name.upper(): name for name in snapshot["regions"]}  # CAISO_NORTH as Caiso_North
+        region = snapshot["regions"].get(named.get(args.region.upper(), args.region))
         if region is None:
             raise ValueError(f"no region {args.region!r} in the grid "
                              f"(have: {', '.join(snapshot['regions']) or 'none'})")
-        views.plot(region, now=now, duration_min=args.duration, out=args.out)
+        out = args.out or DEFAULT_PLOT
+        views.plot(region, now=now, duration_min=args.duration, out=out)
     except (OSError, ValueError, settings_mod.SettingsError) as error:
         print(f"carbongate grid plot: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out}")
+    print(f"wrote {out.resolve()}" + ("" if args.out else " (choose the file with --out)"))
     return 0

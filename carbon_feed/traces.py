@@ -23,7 +23,7 @@ import bisect
 import functools
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -96,6 +96,27 @@ def _series(file: Path, region: str, rows: list[tuple[datetime, float]]) -> seri
     starts = list(by_time)
     step = source.step_of(starts, default_s=DEFAULT_STEP_S)
     return series.Series(points=tuple(series.Point(t, v) for t, v in by_time.items()), step_s=step)
+
+
+def load_any(path: Path) -> tuple[Trace, ...]:
+    """Every layout ``simulate --grid`` reads: the feed's own (:func:`load`) and wide files.
+
+    For ``grid show``, ``grid plot`` and ``review --grid`` (planner.tracefile
+    knows the layouts; a wide file's regions carry no emission factor).
+    """
+    try:
+        table = tracefile.read(path)
+        if tracefile.has_zone_rows(table):
+            return load(path)
+        found = []
+        for region, (time, column) in tracefile.wide_columns(table).items():
+            rows = tracefile.column_rows(table, time, column)
+            if len({when for when, _ in rows}) < 2:
+                raise TraceError(f"{path}: region {region} has fewer than two readings")
+            found.append(Trace(region=region, series=_series(path, region, rows), emission_factor=None, path=path))
+        return tuple(found)
+    except tracefile.TraceFileError as error:
+        raise TraceError(str(error)) from error
 
 
 # --- replay in time --------------------------------------------------------------------------
@@ -236,9 +257,11 @@ def from_files(
     zones: Mapping[str, str] | None = None,
     horizon_h: int = 48,
     history_h: int = 24,
+    read: Callable[[Path], Sequence[Trace]] | None = None,
 ) -> TraceSource:
-    """A trace source over the regions of every file given."""
-    traces = [trace for path in paths for trace in load(Path(path), column=column)]
+    """A trace source over the regions of every file given (``read``: another file reader)."""
+    traces = [trace for path in paths
+              for trace in (read(Path(path)) if read is not None else load(Path(path), column=column))]
     if not traces:
         raise TraceError("no trace files given")
     return TraceSource(name=name, traces=traces, zones=zones, clock=clock, anchor=anchor,
@@ -276,15 +299,18 @@ def snapshot_from_traces(
     grace_s: int,
     history_h: int = 0,
     column: Column = "lca",
+    read: Callable[[Path], Sequence[Trace]] | None = None,
 ) -> dict[str, Any]:
     """The grid snapshot a feed replaying these traces would publish at ``now``.
 
     For ``carbongate review --grid``, the simulator and tests: no cache, no
     network, a perfect forecast over ``horizon_h`` hours. Raises
-    :class:`TraceError` (a ``ValueError``) for unusable files.
+    :class:`TraceError` (a ``ValueError``) for unusable files. ``read`` reads
+    a file instead of :func:`load` (``grid`` and ``review`` pass the replay's
+    reader, :func:`load_any`, which knows every layout ``simulate --grid`` reads).
     """
     durations = tuple(durations_min)
-    replay = from_files(paths, anchor=now, horizon_h=horizon_h, history_h=history_h, column=column)
+    replay = from_files(paths, anchor=now, horizon_h=horizon_h, history_h=history_h, column=column, read=read)
     regions: dict[str, contract.RegionDoc] = {}
     for region in replay.ordered_regions():
         reading = replay.fetch(region, now=now)

@@ -28,6 +28,9 @@ instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +59,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", help="kubeconfig context (default: its current-context)")
     parser.add_argument("--api-url", help="Kubernetes API URL without credentials (kubectl proxy); "
                                           "wins over the kubeconfig")
+
+
+def add_namespace_arguments(parser: argparse.ArgumentParser) -> None:
+    """``-n/--namespace`` and ``-A/--all-namespaces``, as kubectl reads them, for commands that list."""
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", help="only this namespace (default: the kubeconfig context's, "
+                                                 "else default)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+
+
+def namespace(args: argparse.Namespace, section: settings_mod.KubeSettings, *,
+              environ: dict[str, str] | None = None) -> str | None:
+    """The namespace to list (None: all), by kubectl's rule: -A, -n, the context's, ``default``."""
+    if getattr(args, "all_namespaces", False):
+        return None
+    if getattr(args, "namespace", None):
+        return str(args.namespace)
+    return context_namespace(section, environ=environ) or "default"
+
+
+def context_namespace(section: settings_mod.KubeSettings, *, environ: dict[str, str] | None = None) -> str | None:
+    """The namespace the kubeconfig's (current or named) context sets, if any."""
+    if section.api_url:
+        return None
+    files = (str(section.kubeconfig) if section.kubeconfig is not None
+             else settings_mod.environment_value("KUBECONFIG", environ=environ))
+    if not files:
+        default = DEFAULT_KUBECONFIG.expanduser()
+        files = str(default) if default.is_file() else ""
+    if not files:
+        return None
+    import kubernetes.config
+
+    config: Any = kubernetes.config  # untyped module
+    try:
+        contexts, active = config.list_kube_config_contexts(config_file=files.split(":")[0])
+    except (config.ConfigException, OSError, ValueError):
+        return None
+    chosen = next((c for c in contexts if c.get("name") == section.context), active) if section.context else active
+    found = ((chosen or {}).get("context") or {}).get("namespace")
+    return str(found) if found else None
+
+
+@contextlib.contextmanager
+def quiet_retries() -> Iterator[None]:
+    """A one-shot command's retries stay silent: its error says what failed, once.
+
+    The client's urllib3 logs a ``Retrying (Retry(total=2 ...))`` warning per
+    attempt, which a person running ``carbongate deferred`` against an API
+    server that is down reads before the one line that matters.
+    """
+    logger = logging.getLogger("urllib3.connectionpool")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -16,6 +16,7 @@ so a settings dump can be logged safely.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import os
 import tomllib
 import types
@@ -26,9 +27,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 ENV_PREFIX = "CARBONGATE_"
+# Where the packages are: the checkout in a development install, site-packages
+# in a wheel install. Shipped data is found through the packages themselves
+# (package data), never relative to a checkout.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_POLICY_DIR = PACKAGE_ROOT / "policies" / "rego"
-DEMO_GRID_DIR = PACKAGE_ROOT / "examples" / "grid"
+
+
+def _package_data(package: str, *parts: str) -> Path:
+    """A directory shipped inside ``package``: the wheel installs unzipped, so it is on disk."""
+    return Path(str(importlib.resources.files(package).joinpath(*parts)))
+
+
+# The Rego policies and their platform config (package ``policies``).
+DEFAULT_POLICY_DIR = _package_data("policies", "rego")
+# The demo grid traces (carbongate/demo_grid; examples/grid in a checkout
+# points there): what the feed replays, and ``carbongate review`` plans with,
+# when no providers or trace files are configured.
+DEMO_GRID_DIR = _package_data("carbongate", "demo_grid")
 
 EngineKind = Literal["embedded", "opa"]
 
@@ -82,6 +97,10 @@ class WebhookSettings:
     workers: int = 2
     threads: int = 8
     max_body_bytes: int = 3 * 1024 * 1024
+    # The whole request body must arrive within this long, or the request gets a 400
+    # and the connection is closed: a client that stops sending mid-body (or declares a
+    # chunk it never sends) must not hold a worker thread.
+    body_timeout_s: float = 5.0
     # A decision slower than this is abandoned: admitted unchanged (fail-open).
     decision_deadline_ms: int = 250
     # carbongate's own namespace: never mutated.

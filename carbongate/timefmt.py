@@ -17,7 +17,7 @@ simulator's CSVs) writes UTC without saying so, so there a bare time is UTC.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 _DURATION = re.compile(
     r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$"
@@ -72,3 +72,37 @@ def read_time(text: str, what: str) -> datetime:
 def format_time(value: datetime) -> str:
     """An aware datetime as RFC 3339 UTC to the second with a ``Z``."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_RELATIVE = re.compile(r"^now(?:\s*([+-])\s*(\S+))?$")
+
+
+def parse_instant(text: str, *, now: datetime) -> datetime:
+    """What a person types for an instant on the command line, as an aware UTC datetime.
+
+    An RFC 3339 instant (``2026-11-22T13:00:00Z``, an offset instead of ``Z``)
+    or one relative to ``now``: ``now``, ``now-2h``, ``now+1h30m``. Raises
+    ValueError with a message that shows the accepted forms, for a bare date
+    (which day's midnight, in which zone?) as for ``yesterday``.
+    """
+    stripped = text.strip()
+    relative = _RELATIVE.match(stripped)
+    if relative:
+        sign, amount = relative.groups()
+        if sign is None:
+            return now.astimezone(UTC)
+        try:
+            seconds = parse_duration(amount)
+        except DurationError as error:
+            raise ValueError(f"{text!r}: {error}") from None
+        return (now + (timedelta(seconds=seconds) if sign == "+" else -timedelta(seconds=seconds))).astimezone(UTC)
+    forms = "an RFC 3339 instant like 2026-11-22T13:00:00Z, or now, now-2h, now+30m"
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", stripped):
+        raise ValueError(f"{text!r} is a date, not an instant: give the time and zone too, "
+                         f"e.g. {stripped}T00:00:00Z")
+    try:
+        return parse_time(stripped)
+    except NoTimeZone:
+        raise ValueError(f"{text!r} has no time zone: add Z (UTC) or an offset like +01:00") from None
+    except ValueError:
+        raise ValueError(f"{text!r} is not {forms}") from None

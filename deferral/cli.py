@@ -31,6 +31,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     listing = subparsers.add_parser("deferred", parents=[common],
                                     help="list the workloads carbongate holds, why and until when")
     kube_config.add_arguments(listing)
+    kube_config.add_namespace_arguments(listing)
     listing.add_argument("--json", action="store_true", help="print JSON rows")
     listing.set_defaults(handler=_deferred)
 
@@ -55,11 +56,11 @@ def _default_duration_s(loaded: settings_mod.Settings) -> int:
     return platform.read(loaded.engine.policy_dir).default_duration_s(loaded)
 
 
-def _gateway(section: settings_mod.Settings) -> Any:
+def _gateway(section: settings_mod.Settings, *, namespace: str | None = None) -> Any:
     from deferral import kube
 
     return kube.Gateway(api_client=kube_config.api_client(section.kube),
-                        request_timeout_s=section.deferral.request_timeout_s)
+                        request_timeout_s=section.deferral.request_timeout_s, namespace=namespace)
 
 
 def _release_all(loaded: settings_mod.Settings) -> int:
@@ -69,9 +70,10 @@ def _release_all(loaded: settings_mod.Settings) -> int:
 
     try:
         gateway = _gateway(loaded)
-        outcome = uninstall.release_all(
-            gateway, recorder=events.Recorder(gateway=gateway, instance=socket.gethostname()),
-            now=clock.utc_now, default_duration_s=_default_duration_s(loaded))
+        with kube_config.quiet_retries():
+            outcome = uninstall.release_all(
+                gateway, recorder=events.Recorder(gateway=gateway, instance=socket.gethostname()),
+                now=clock.utc_now, default_duration_s=_default_duration_s(loaded))
     except kube.API_ERRORS as error:
         print(f"carbongate release --all: cannot read the cluster: {error}", file=sys.stderr)
         return 1
@@ -80,12 +82,19 @@ def _release_all(loaded: settings_mod.Settings) -> int:
 
 
 def _deferred(args: argparse.Namespace) -> int:
-    from deferral import kube, listing
+    from deferral import kube, listing, service
+    from deferral import metrics as metrics_mod
 
     loaded = settings(args)
+    namespace = kube_config.namespace(args, loaded.kube)
     try:
-        rows = listing.collect(_gateway(loaded), now=clock.utc_now(),
-                               default_duration_s=_default_duration_s(loaded))
+        config = platform.read(loaded.engine.policy_dir)
+        controller = service.controller_config(loaded, config)
+        with kube_config.quiet_retries():
+            rows = listing.collect(_gateway(loaded, namespace=namespace), now=clock.utc_now(),
+                                   default_duration_s=controller.default_duration_s,
+                                   grid_view=service.grid_view(loaded, config, metrics=metrics_mod.Metrics()),
+                                   pausing_config=controller.pausing)
     except kube.API_ERRORS as error:
         print(f"carbongate deferred: cannot read the cluster: {error}", file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ from typing import Any
 from carbongate import clock as clock_mod
 from carbongate import kube as k8s
 from carbongate import leases
-from deferral import events, grid, kube, patches, release, timers, watch, workloads
+from deferral import events, grid, interrupt, kube, patches, pausing, release, timers, watch, workloads
 from deferral import metrics as metrics_mod
 from policy_engine import engine as engine_mod
 
@@ -44,6 +44,7 @@ class ControllerConfig:
     grid_poll_s: float = 5.0
     retry_s: float = 5.0
     max_attempts: int = 5
+    pausing: pausing.PausingConfig = field(default_factory=pausing.PausingConfig)
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Tracked:
     first_seen: datetime
     announced: bool = False
     break_glass_seen: datetime | None = None
+    resume_by: datetime | None = None  # interruptible Jobs: when they must run to the end
+    running: bool = False
 
 
 @dataclass
@@ -94,7 +97,12 @@ class Controller:
         self._timers: timers.TimerHeap[workloads.Key] = timers.TimerHeap()
         self._leading = False
         self._next_grid_check: datetime | None = None
+        self._pauser = pausing.Pauser(gateway=gateway, engine=engine, grid_view=grid_view,
+                                      recorder=recorder, metrics=metrics, config=config.pausing)
         self.release_lease_on_exit = True
+        # Monotonic second of the last finished step, good or failed: the
+        # liveness probe's proof that the loop (and so the Lease) still turns.
+        self.last_step: float = clock_mod.monotonic()
 
     # -- the watcher's sink (called from watch threads) -------------------------
 
@@ -115,9 +123,15 @@ class Controller:
                 self._metrics.loop_errors.inc()
                 log.exception("reconciler step failed; continuing")
                 delay = self._config.retry_s
+            self.last_step = clock_mod.monotonic()
             self._clock.wait(self._inbox.wake, delay)
         if self._elector is not None and self.release_lease_on_exit:
             self._elector.release()
+
+    @property
+    def leading(self) -> bool:
+        """Whether this replica led at its last step (what /healthz reports)."""
+        return self._leading
 
     def wake(self) -> None:
         """End the current sleep (shutdown, or a test that changed the world)."""
@@ -155,11 +169,11 @@ class Controller:
 
     def _apply_sync(self, kind: workloads.Kind, items: list[dict[str, Any]],
                     now: datetime) -> set[workloads.Key]:
-        listed = {workloads.key_of(kind, o) for o in items}
+        listed = {workloads.key_of(kind, o): o for o in items}
         present: dict[workloads.Key, dict[str, Any]] = {
-            workloads.key_of(kind, o): o for o in items if workloads.is_waiting(kind, o)}
+            workloads.key_of(kind, o): o for o in items if _held(kind, o)}
         for key in [k for k in self._tracked if k.kind == kind and k not in present]:
-            self._forget(key, deleted=key not in listed)  # else: released by someone else
+            self._let_go(key, listed.get(key), now)
         for key, obj in present.items():
             self._remember(key, obj, now)
         return set(present)
@@ -171,12 +185,19 @@ class Controller:
             if key in self._tracked:
                 self._forget(key, deleted=True)
             return set()
-        if workloads.is_waiting(kind, obj):
+        if _held(kind, obj):
             self._remember(key, obj, now)
             return {key}
         if key in self._tracked:
-            self._forget(key, deleted=False)  # released by someone else (or by us)
+            self._let_go(key, obj, now)  # released by someone else (or by us), or finished
         return set()
+
+    def _let_go(self, key: workloads.Key, obj: dict[str, Any] | None, now: datetime) -> None:
+        """Stop tracking: gone from the API (deleted), finished, or released elsewhere."""
+        if (obj is not None and interrupt.is_interruptible(obj) and interrupt.is_finished(obj)
+                and self._leading):
+            self._pauser.finished(obj, now)
+        self._forget(key, deleted=obj is None)
 
     def _remember(self, key: workloads.Key, obj: dict[str, Any], now: datetime) -> None:
         tracked = self._tracked.get(key)
@@ -186,7 +207,8 @@ class Controller:
             tracked.raw = obj
 
     def _forget(self, key: workloads.Key, *, deleted: bool) -> None:
-        if self._tracked.pop(key, None) is not None and deleted:
+        tracked = self._tracked.pop(key, None)
+        if tracked is not None and deleted and (key.kind == "Pod" or _suspended(tracked.raw)):
             self._metrics.deleted_while_gated.labels(kind=key.kind).inc()
             log.info("%s deleted while held", key)
         self._timers.cancel(key)
@@ -194,6 +216,10 @@ class Controller:
     def _reconcile(self, key: workloads.Key, now: datetime) -> None:
         tracked = self._tracked.get(key)
         if tracked is None:
+            return
+        if key.kind == "Job" and interrupt.is_managed("Job", tracked.raw):
+            if self._leading:
+                self._reconcile_interruptible(key, tracked, now)
             return
         deferred = workloads.read(key.kind, tracked.raw, seen_at=tracked.first_seen,
                                   default_duration_s=self._config.default_duration_s)
@@ -227,6 +253,29 @@ class Controller:
         if window is not None and window > now:
             candidates.append(window)
         return min(candidates)
+
+    def _reconcile_interruptible(self, key: workloads.Key, tracked: Tracked,
+                                 now: datetime) -> None:
+        try:
+            outcome = self._pauser.reconcile(tracked.raw, now)
+        except k8s.ApiException as error:
+            if error.status == 404:
+                self._forget(key, deleted=True)
+                return
+            if error.status in (409, 422):  # changed under the patch: read it and decide again
+                self._metrics.patch_conflicts.inc()
+                if (fresh := self._reread(key, now)) is not None:
+                    tracked.raw = fresh
+                    self._timers.schedule(key, now)
+                return
+            self._retry_later(key, "interrupt", error, now)
+            return
+        except kube.TRANSPORT_ERRORS as error:
+            self._retry_later(key, "interrupt", error, now)
+            return
+        tracked.raw, tracked.resume_by, tracked.running = (outcome.raw, outcome.resume_by,
+                                                           outcome.running)
+        self._timers.schedule(key, outcome.wake)
 
     # -- writing ------------------------------------------------------------------
 
@@ -355,7 +404,15 @@ class Controller:
     def _update_gauges(self) -> None:
         for kind in workloads.KINDS:
             self._metrics.gated.labels(kind=kind).set(
-                sum(1 for k in self._tracked if k.kind == kind))
+                sum(1 for k, t in self._tracked.items()
+                    if k.kind == kind and workloads.is_waiting(kind, t.raw)))
+        interruptible = [t for k, t in self._tracked.items() if interrupt.is_managed(k.kind, t.raw)]
+        for state, running in (("running", True), ("paused", False)):
+            self._metrics.interruptible.labels(state=state).set(
+                sum(1 for t in interruptible if not _suspended(t.raw) == running))
+        bounds = [t.resume_by for t in interruptible if t.resume_by is not None]
+        now = self._clock.now()
+        self._metrics.slack.set(min((b - now).total_seconds() for b in bounds) if bounds else 0)
 
     def _sleep_s(self, now: datetime) -> float:
         wakes = [now + timedelta(seconds=self._config.grid_poll_s)]
@@ -364,6 +421,15 @@ class Controller:
         if self._elector is not None:
             wakes.append(self._elector.next_attempt(now))
         return max((min(wakes) - now).total_seconds(), 0.0)
+
+
+def _held(kind: workloads.Kind, obj: Mapping[str, Any]) -> bool:
+    """What the controller tracks: held workloads and unfinished interruptible Jobs."""
+    return workloads.is_waiting(kind, obj) or interrupt.is_managed(kind, obj)
+
+
+def _suspended(obj: Mapping[str, Any]) -> bool:
+    return bool((obj.get("spec") or {}).get("suspend"))
 
 
 def _version(obj: Mapping[str, Any]) -> int:

@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from carbongate import kube as k8s
 from deferral import kube, workloads
@@ -23,13 +23,27 @@ from deferral import kube, workloads
 log = logging.getLogger(__name__)
 
 COMPONENT = "carbongate-deferral"
-Reason = Literal["Deferred", "Released", "Replanned", "DeadlineMissed"]
+Reason = Literal["Deferred", "Released", "Replanned", "DeadlineMissed", "Paused", "Resumed",
+                 "Finished"]
 
 _API_VERSION = {"Pod": "v1", "Job": "batch/v1"}
 
 
+class Subject(Protocol):
+    """What an event names: a deferred workload or an interruptible Job."""
+
+    @property
+    def key(self) -> workloads.Key: ...
+
+    @property
+    def uid(self) -> str: ...
+
+    @property
+    def resource_version(self) -> str: ...
+
+
 def event(
-    deferred: workloads.Deferred,
+    deferred: Subject,
     *,
     reason: Reason,
     message: str,
@@ -56,7 +70,8 @@ def event(
         "source": {"component": COMPONENT},
         "reportingComponent": "carbongate.io/deferral", "reportingInstance": instance,
         "action": {"Deferred": "Defer", "Released": "Release", "Replanned": "Replan",
-                   "DeadlineMissed": "Release"}[reason],
+                   "DeadlineMissed": "Release", "Paused": "Pause", "Resumed": "Resume",
+                   "Finished": "Finish"}[reason],
         "firstTimestamp": stamp, "lastTimestamp": stamp, "eventTime": micro, "count": 1,
     }
 

@@ -21,7 +21,7 @@ from carbongate import files
 from deferral import metrics as metrics_mod
 from deferral import workloads
 from planner import plan as planning
-from planner import snapshot
+from planner import slices, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,40 @@ class GridView:
             self._metrics.grid_errors.inc()
             log.warning("no plan for %s: %s", deferred.key, error)
             return empty
+
+
+    def region_of(self, annotations: Mapping[str, str]) -> str:
+        """Where a workload runs: the region admission annotated, else home."""
+        return annotations.get(workloads.REGION) or self.home_region
+
+    def region_facts(self, region: str) -> dict[str, Any] | None:
+        """What the policies' freshness check reads of a region (an ``input.plan`` entry)."""
+        doc = None if self._snapshot is None else self._snapshot["regions"].get(region)
+        if doc is None:
+            return None
+        try:
+            fresh_until = snapshot.region_fresh_until(doc, self._defaults.stale_grace_s)
+            fresh_until_ns = int(fresh_until.timestamp()) * planning.NS_PER_S
+        except (KeyError, TypeError, ValueError):
+            fresh_until_ns = 0  # the policies read that as stale
+        return {"now_g_per_kwh": doc.get("g_per_kwh"), "signal": doc.get("signal"),
+                "stale": doc.get("stale"), "observed_at": doc.get("observed_at"),
+                "fresh_until_ns": fresh_until_ns, "source": doc.get("source")}
+
+    def slice_plan(self, region: str, *, now: datetime, deadline: datetime,
+                   progress: slices.Progress,
+                   rules: slices.SliceRules) -> slices.SlicePlan | None:
+        """The interruptible Job's slice plan on the latest forecast; None without one.
+
+        Slots are the planning step or the forecast step, whichever is longer:
+        a finer slot than the forecast knows adds work, not information.
+        """
+        series = self._parsed.get(region)
+        if series is None:
+            return None
+        step_s = max(self._defaults.step_s, series.step_s)
+        return slices.plan_slices(series, now=now, deadline=deadline, progress=progress,
+                                  rules=rules, step_s=step_s)
 
 
 def _data_gb(annotations: Mapping[str, str]) -> float:

@@ -55,16 +55,22 @@ class Gateway:
     """Pods, Jobs and Events of the whole cluster, as JSON."""
 
     def __init__(self, *, api_client: k8s.ApiClient,
-                 request_timeout_s: float = 10.0) -> None:
+                 request_timeout_s: float = 10.0, namespace: str | None = None) -> None:
+        """``namespace`` narrows :meth:`list` to one namespace (``carbongate deferred -n``)."""
         self._core = k8s.CoreV1Api(api_client)
         self._batch = k8s.BatchV1Api(api_client)
         self._timeout = request_timeout_s
+        self._namespace = namespace
 
     def list(self, kind: workloads.Kind) -> Listing:
-        """Every Pod or Job in the cluster, and the resource version to watch from."""
-        call = (self._core.list_pod_for_all_namespaces if kind == "Pod"
-                else self._batch.list_job_for_all_namespaces)
-        document = _json(call(_preload_content=False, _request_timeout=self._timeout))
+        """Every Pod or Job in the cluster (or the namespace), and the resource version to watch from."""
+        if self._namespace is not None:
+            namespaced = (self._core.list_namespaced_pod if kind == "Pod" else self._batch.list_namespaced_job)
+            document = _json(namespaced(self._namespace, _preload_content=False, _request_timeout=self._timeout))
+        else:
+            call = (self._core.list_pod_for_all_namespaces if kind == "Pod"
+                    else self._batch.list_job_for_all_namespaces)
+            document = _json(call(_preload_content=False, _request_timeout=self._timeout))
         return Listing(items=list(document.get("items") or []),
                        resource_version=str(document["metadata"]["resourceVersion"]))
 

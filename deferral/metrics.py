@@ -43,7 +43,8 @@ class Metrics:
             buckets=LAG_BUCKETS, registry=r)
         self.deadline_misses = prometheus_client.Counter(
             "carbongate_deferral_deadline_misses",
-            "Releases after release_by (deadline - expected duration); must stay 0.",
+            "Releases after release_by (deadline - expected duration), and interruptible Jobs "
+            "resumed after resume_by or finished after their deadline; must stay 0.",
             registry=r)
         self.policy_failures = prometheus_client.Counter(
             "carbongate_deferral_policy_failures",
@@ -71,6 +72,23 @@ class Metrics:
             "carbongate_deferral_loop_errors",
             "Reconciler steps that failed unexpectedly (a bug: the loop carries on).",
             registry=r)
+        self.pauses = prometheus_client.Counter(
+            "carbongate_deferral_pauses", "Interruptible Jobs suspended while running, by reason.",
+            ["reason"], registry=r)
+        self.resumes = prometheus_client.Counter(
+            "carbongate_deferral_resumes", "Interruptible Jobs resumed, by reason.", ["reason"],
+            registry=r)
+        self.run_seconds = prometheus_client.Counter(
+            "carbongate_deferral_interruptible_run_seconds",
+            "Run time of interruptible Jobs' finished slices (added at each pause and finish).",
+            registry=r)
+        self.slack = prometheus_client.Gauge(
+            "carbongate_deferral_interruptible_slack_seconds",
+            "Smallest time left before an interruptible Job must run to its end (resume_by).",
+            registry=r)
+        self.interruptible = prometheus_client.Gauge(
+            "carbongate_deferral_interruptible_jobs", "Interruptible Jobs tracked, by state.",
+            ["state"], registry=r)
         self.leader = prometheus_client.Gauge(
             "carbongate_deferral_leader", "1 while this replica holds the Lease.", registry=r)
 

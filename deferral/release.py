@@ -128,7 +128,7 @@ def release_input(deferred: workloads.Deferred, *, now: datetime,
     """``input`` of ``data.carbongate.release.decision`` (docs/architecture.md, Release)."""
     return {
         "now": workloads.format_time(now),
-        "now_ns": _ns(now),
+        "now_ns": to_ns(now),
         "workload": {
             "kind": deferred.key.kind,
             "namespace": deferred.key.namespace,
@@ -140,7 +140,7 @@ def release_input(deferred: workloads.Deferred, *, now: datetime,
             "deadline": _opt_text(deferred.deadline),
             "deadline_ns": _opt_ns(deferred.deadline),
             "expected_duration_s": deferred.expected_duration_s,
-            "release_by_ns": _ns(deferred.release_by),
+            "release_by_ns": to_ns(deferred.release_by),
         },
         "plan": plan,
     }
@@ -182,12 +182,13 @@ def _affinity(value: Any) -> NodeAffinity | None:
     return NodeAffinity(key=key, values=tuple(values))
 
 
-def _ns(value: datetime) -> int:
+def to_ns(value: datetime) -> int:
+    """Nanoseconds since the epoch, as the policies compare instants."""
     return int(value.timestamp()) * NS_PER_S + value.microsecond * 1000
 
 
 def _opt_ns(value: datetime | None) -> int | None:
-    return None if value is None else _ns(value)
+    return None if value is None else to_ns(value)
 
 
 def _opt_text(value: datetime | None) -> str | None:

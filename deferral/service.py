@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import prometheus_client
 
 from carbongate import clock as clock_mod
 from carbongate import kube as k8s
-from carbongate import leases, platform, process, sidecar
+from carbongate import leases, platform, process
 from carbongate import settings as settings_mod
 from carbongate import unreviewed as unreviewed_mod
-from deferral import controller, events, grid, kube, unreviewed, watch
+from deferral import controller, events, grid, health, kube, pausing, unreviewed, watch
 from deferral import metrics as metrics_mod
+from planner import slices
 from policy_engine import engine as engine_mod
 
 log = logging.getLogger(__name__)
@@ -36,13 +36,6 @@ class Running:
     thread: threading.Thread
     stop_event: threading.Event
     namespaces_thread: threading.Thread | None = None
-
-    def health(self) -> sidecar.Answer:
-        """``/healthz``: 200 while the reconciler and every watch thread run."""
-        threads = {"reconciler": self.thread.is_alive(),
-                   **{f"watch-{w.kind}": w.alive for w in self.watchers}}
-        ok = all(threads.values()) and not self.stop_event.is_set()
-        return (200 if ok else 503), {"status": "ok" if ok else "stopped", "threads": threads}
 
     def stop(self, timeout_s: float = 5.0, *, release_lease: bool = True) -> None:
         """Stop all threads; ``release_lease=False`` leaves the Lease as a crash would."""
@@ -107,7 +100,12 @@ def controller_config(settings: settings_mod.Settings,
     return controller.ControllerConfig(
         default_duration_s=config.default_duration_s(settings),
         lead_s=float(section.deadline_lead_s), recheck_s=float(section.recheck_s),
-        retry_s=section.retry_s)
+        retry_s=section.retry_s,
+        pausing=pausing.PausingConfig(
+            rules=slices.rules_from_config(config.document),
+            default_tier=config.default_tier,
+            default_duration_s=config.default_duration_s(settings), lead_s=float(section.deadline_lead_s),
+            recheck_s=float(section.recheck_s)))
 
 
 def watch_config(section: settings_mod.DeferralSettings) -> watch.WatchConfig:
@@ -131,22 +129,6 @@ def grid_view(settings: settings_mod.Settings, config: platform.PlatformConfig, 
     return grid.GridView(path=settings.grid.snapshot_path, defaults=defaults, metrics=metrics)
 
 
-def http_sidecar(bind: str, *, metrics: metrics_mod.Metrics,
-                 running: Callable[[], Running | None]) -> sidecar.Sidecar:
-    """``/healthz`` (503 until the controller runs) and ``/metrics`` on ``bind``.
-
-    Two registries: the controller's own, and the default one the policy
-    engine counts into (evaluations, reloads, data updates): the release
-    policy runs here, so its figures are this process's to export.
-    """
-    def health() -> sidecar.Answer:
-        current = running()
-        return (503, {"status": "starting"}) if current is None else current.health()
-
-    return sidecar.Sidecar(bind=bind, name="deferral", health=health,
-                           registries=[metrics.registry, prometheus_client.REGISTRY])
-
-
 def serve_forever(settings: settings_mod.Settings) -> int:
     """``python -m deferral`` / ``carbongate release``: run until SIGTERM or SIGINT."""
     from policy_engine import factory
@@ -154,10 +136,6 @@ def serve_forever(settings: settings_mod.Settings) -> int:
     # First: a cluster that cannot be reached by any rule is a clear error before anything starts.
     api_client = k8s.api_client(settings.kube)
     metrics = metrics_mod.Metrics()
-    started: list[Running] = []
-    server = http_sidecar(settings.deferral.bind, metrics=metrics,
-                          running=lambda: started[0] if started else None)
-    server.start()
     engine: engine_mod.PolicyEngine | None
     try:
         engine = factory.build(settings.engine, watch=True)
@@ -168,9 +146,15 @@ def serve_forever(settings: settings_mod.Settings) -> int:
         engine = None
     running = start(settings, api_client=api_client, engine=engine,
                     clock=clock_mod.SystemClock(), metrics=metrics)
-    started.append(running)
+    # The release policy runs in this process: the engine's series (default registry) are exported too.
+    server = health.Server(bind=settings.deferral.bind, registry=metrics.registry,
+                           engine_registry=prometheus_client.REGISTRY,
+                           probes=health.Probes(reconciler=running.controller, watchers=running.watchers,
+                                                limits=health.Limits.from_settings(settings.deferral)))
+    server.start()
     done = process.stop_on_signals("deferral controller")
-    log.info("deferral controller running; /healthz and /metrics on http://%s", settings.deferral.bind)
+    log.info("deferral controller running; /healthz, /readyz and /metrics on http://%s",
+             settings.deferral.bind)
     done.wait()
     running.stop()
     server.stop()

@@ -68,10 +68,14 @@ class Watcher:
         self._stop = threading.Event()
         self._response: kube.Response | None = None
         self._thread: threading.Thread | None = None
+        # For the probes (deferral.health): listed at least once, and the
+        # monotonic second of the last sign of life (a list, a stream opened
+        # or ended, an event, a retry).
+        self.synced = False
+        self.last_progress: float = clock.monotonic()
 
-    @property
     def alive(self) -> bool:
-        """The watch thread runs (it retries API failures itself; it only ends when stopped)."""
+        """The watch thread runs (it only ends when stopped)."""
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
@@ -99,6 +103,7 @@ class Watcher:
             except _RETRIED as error:
                 if self._stop.is_set():
                     return  # the stream was broken on purpose
+                self.last_progress = clock.monotonic()
                 self._metrics.watch_restarts.labels(kind=self.kind, cause="error").inc()
                 self._metrics.api_errors.labels(operation=f"watch-{self.kind}").inc()
                 log.warning("%s watch failed (%s): retrying in %.1fs", self.kind, error, delay)
@@ -108,6 +113,8 @@ class Watcher:
     def _list_and_watch(self) -> None:
         listing = self._gateway.list(self.kind)
         self._sink.sync(self.kind, listing.items)
+        self.synced = True
+        self.last_progress = clock.monotonic()
         version = listing.resource_version
         listed_at = clock.monotonic()
         while not self._stop.is_set():
@@ -122,6 +129,7 @@ class Watcher:
         """Deliver one stream's events; returns the last resourceVersion seen."""
         response = self._gateway.watch(self.kind, resource_version=version, timeout_s=timeout)
         self._response = response
+        self.last_progress = clock.monotonic()
         try:
             lines: Any = k8s.iter_resp_lines  # untyped in the client
             for line in lines(response):
@@ -131,6 +139,7 @@ class Watcher:
                     version = self._handle(json.loads(line), version)
         finally:
             self._response = None
+            self.last_progress = clock.monotonic()
             response.close()
             response.release_conn()
         return version

@@ -39,6 +39,7 @@ DATA_GB = PREFIX + "data-gb"
 # Kueue's Jobs are held by carbongate's entry in Kueue's admission gates (KEP-6915), never suspended.
 KUEUE_QUEUE_NAME = "kueue.x-k8s.io/queue-name"
 KUEUE_ADMISSION_GATED_BY = "kueue.x-k8s.io/admission-gated-by"
+INTERRUPTIBLE = PREFIX + "interruptible"
 
 Kind = Literal["Pod", "Job"]
 KINDS: tuple[Kind, ...] = ("Pod", "Job")
@@ -100,13 +101,18 @@ def admission_gates(job: Mapping[str, Any]) -> list[str]:
 
 def is_waiting(kind: Kind, obj: Mapping[str, Any]) -> bool:
     """Whether carbongate holds this object: our gate on a Pod, our suspension of a Job,
-    or, for a Job Kueue queues, our entry in its admission gates (its suspension is Kueue's)."""
+    or, for a Job Kueue queues, our entry in its admission gates (its suspension is Kueue's).
+
+    Interruptible Jobs are not: ``deferral.interrupt`` and ``deferral.pausing``
+    decide their every start, the first one included.
+    """
     if kind == "Pod":
         return GATE in gates(obj)
     if kueue_managed(obj):
         return GATE in admission_gates(obj)
     annotations = _strings(_mapping(obj.get("metadata")).get("annotations"))
-    return bool(_mapping(obj.get("spec")).get("suspend")) and annotations.get(DECISION) == "defer"
+    return (bool(_mapping(obj.get("spec")).get("suspend")) and annotations.get(DECISION) == "defer"
+            and annotations.get(INTERRUPTIBLE) != "true")
 
 
 def read(kind: Kind, obj: Mapping[str, Any], *, default_duration_s: int,
@@ -124,7 +130,7 @@ def read(kind: Kind, obj: Mapping[str, Any], *, default_duration_s: int,
     problems: list[str] = []
     not_before = _instant(annotations, NOT_BEFORE, problems)
     deadline = _instant(annotations, DEADLINE, problems)
-    duration = _duration(annotations, problems, default_duration_s)
+    duration = expected_duration(annotations, problems, default_duration_s)
     if deadline is not None:
         release_by = deadline - timedelta(seconds=duration)
     else:
@@ -156,7 +162,8 @@ def _instant(annotations: Mapping[str, str], key: str, problems: list[str]) -> d
         return None
 
 
-def _duration(annotations: Mapping[str, str], problems: list[str], default_s: int) -> int:
+def expected_duration(annotations: Mapping[str, str], problems: list[str], default_s: int) -> int:
+    """The expected-duration annotation in seconds; the default (and a problem) when unreadable."""
     text = annotations.get(EXPECTED_DURATION)
     if text is None:
         return default_s

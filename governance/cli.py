@@ -2,7 +2,8 @@
 
 ``budget report`` reads the ledger directly (no service needed), so a
 platform team can produce the month's report from a laptop pointed at the
-database, or from the governance pod with ``kubectl exec``.
+database, or from the governance pod with ``kubectl exec``. It opens the
+ledger read-only and never migrates it (only the service does).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _report(args: argparse.Namespace) -> int:
         now = clock.utc_now().replace(microsecond=0)
         period = (periods.parse(args.period) if args.period
                   else periods.containing(now, config.period))
-        store = ledger.open_ledger(service.database_url(settings.governance))
+        store = ledger.open_ledger_read_only(service.database_url(settings.governance))
     except (settings_mod.SettingsError, budgets.BudgetError, periods.PeriodError,
             ledger.LedgerError) as error:
         print(f"carbongate budget report: {error}", file=sys.stderr)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -314,6 +315,64 @@ def open_ledger(url: str) -> SqlLedger:
         engine.dispose()
         raise LedgerError(f"cannot open the ledger at {render_url(url)}: {error}") from error
     return SqlLedger(engine=engine)
+
+
+def open_ledger_read_only(url: str) -> SqlLedger:
+    """Connect without writing anything, for ``budget report``; never migrates.
+
+    A report is often run from a laptop against the production database:
+    it must not create tables, run migrations or hold a write lock there. The
+    connection is read-only (SQLite ``mode=ro``; PostgreSQL
+    ``default_transaction_read_only``) and a ledger at another schema version
+    than this carbongate's is refused with what to do, not upgraded.
+    """
+    parsed = database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = _sqlite_read_only(parsed, shown=render_url(url))
+    else:
+        engine = sa.create_engine(parsed, pool_pre_ping=True,
+                                  connect_args={"options": "-c default_transaction_read_only=on"})
+    try:
+        version = schema_version(engine)
+    except sa.exc.SQLAlchemyError as error:
+        engine.dispose()
+        raise LedgerError(f"cannot open the ledger at {render_url(url)}: {error}") from error
+    current = max(m.version for m in MIGRATIONS)
+    if version != current:
+        engine.dispose()
+        raise LedgerError(_version_mismatch(render_url(url), version, current))
+    return SqlLedger(engine=engine)
+
+
+def _version_mismatch(shown: str, version: int, current: int) -> str:
+    if version == 0:
+        return f"no ledger at {shown}: it has no carbongate tables (the governance service creates them)"
+    if version < current:
+        return (f"the ledger at {shown} has schema version {version}, this carbongate reads {current}; "
+                "the report never migrates: upgrade the governance service (it migrates on start), "
+                "then run the report again")
+    return (f"the ledger at {shown} has schema version {version}, newer than this carbongate's {current}: "
+            "run the report with the carbongate version the governance service runs")
+
+
+def _sqlite_read_only(url: sa.URL, *, shown: str) -> Engine:
+    database = url.database or ""
+    if not database or database == ":memory:" or not Path(database).is_file():
+        raise LedgerError(f"no ledger at {shown}: no such file")
+    uri = f"file:{Path(database).resolve()}?mode=ro"
+    engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=30,
+                                                                            check_same_thread=False))
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA query_only=ON")
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
 
 
 def render_url(url: str) -> str:

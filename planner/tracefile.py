@@ -44,6 +44,12 @@ PLAIN: Final = ("time", "region", "g_per_kwh")
 TIME_COLUMNS: Final = ("time", "timestamp", "datetime", "datetime_utc_assumed", "datetime (utc)", "date")
 RECORDED: Final = ("request_time", "forecast_time")
 
+SKIPPED_COLUMNS: Final = ("hour_index",)
+# Columns holding one region's value under a generic name: the region is the file's.
+GENERIC_VALUES: Final = ("carbon intensity", "avg_ci", "value", "g_per_kwh")
+# EIA-930 files carry the generation mix beside the intensity: only avg_CI is one.
+MIX_COLUMNS: Final = frozenset({"WND", "SUN", "WAT", "OIL", "NG", "COL", "NUC", "OTH"})
+
 Row = tuple[datetime, float]
 
 
@@ -161,6 +167,23 @@ def time_column(table: Table, candidates: Sequence[str] = TIME_COLUMNS) -> int:
             return index
     raise TraceFileError(f"{table.path}: no time column (one of {', '.join(candidates)}) "
                          f"in {list(table.header)[:6]}")
+
+
+def wide_columns(table: Table) -> dict[str, tuple[int, int]]:
+    """region -> (time column, value column) of a wide file.
+
+    A value column's header names its region (``Caiso_North`` -> ``CAISO_NORTH``);
+    a generic one (``Carbon Intensity``, ``avg_CI``) holds the file's region, the
+    name before the first ``_`` (``CISO_NG_avgCI_2022.csv`` -> ``CISO``).
+    """
+    time = time_column(table)
+    header = [h.strip() for h in table.header]
+    times = [i for i, name in enumerate(table.names) if name in TIME_COLUMNS]
+    values = [i for i, h in enumerate(header) if i not in times and h not in SKIPPED_COLUMNS and h not in MIX_COLUMNS]
+    if not values:
+        raise TraceFileError(f"{table.path}: no intensity column beside the time")
+    file_region = table.path.stem.split("_")[0].upper()
+    return {(file_region if header[i].lower() in GENERIC_VALUES else header[i].upper()): (time, i) for i in values}
 
 
 def recorded_rows(table: Table) -> dict[str, list[tuple[datetime, datetime, float]]]:

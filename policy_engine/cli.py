@@ -11,12 +11,14 @@ test, any file that does not parse or compile and any policy without a
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from carbongate import junit
 from carbongate import settings as settings_mod
 from policy_engine import rego_tests
 
@@ -35,7 +37,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     test.add_argument("--coverage", action="store_true", help="print the coverage of each policy file")
     test.add_argument("--run", metavar="REGEX", default=None,
                       help="only tests whose full name (data.<package>.<rule>) matches")
-    test.add_argument("-v", "--verbose", action="store_true", help="print PASS lines too, and prints of failing tests")
+    test.add_argument("-v", "--verbose", action="store_true",
+                      help="print PASS lines too, and the failures that may follow from a compile error")
+    test.add_argument("-o", "--output", choices=("text", "json", "junit"), default="text",
+                      help="text (default), json, or junit (JUnit XML for CI test reports)")
     test.set_defaults(handler=run_tests)
     policy.set_defaults(handler=lambda _args: _usage(policy))
 
@@ -53,14 +58,35 @@ def run_tests(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         return 2
     select = _selector(args.run)
     result = rego_tests.run(policy_dir, coverage=bool(args.coverage), select=select)
-    report(result, out=stream, verbose=bool(args.verbose), coverage=bool(args.coverage))
+    output = getattr(args, "output", "text")
+    if output == "json":
+        print(json.dumps(as_json(result), indent=2), file=stream)
+    elif output == "junit":
+        print(as_junit(result), file=stream, end="")
+    else:
+        report(result, out=stream, verbose=bool(args.verbose), coverage=bool(args.coverage))
     return 0 if result.ok else 1
 
 
 def report(result: rego_tests.TestRun, *, out: TextIO, verbose: bool, coverage: bool) -> None:
-    """Print outcomes, directory problems, the summary and (optionally) coverage."""
+    """Print directory problems first, then outcomes, the summary and (optionally) coverage.
+
+    When a file does not load, parse or compile, its errors are the news: the
+    failures that may follow from it (tests of rules that are now undefined)
+    are counted, not printed, unless ``verbose``.
+    """
+    blocked = any(p.kind in rego_tests.BLOCKING or p.kind == "config" for p in result.problems)
+    hidden = 0
+    for problem in result.problems:
+        if problem.follows and not verbose:
+            hidden += 1
+            continue
+        print(f"FAIL {problem}", file=out)
     for outcome in result.outcomes:
         if outcome.status == "pass" and not verbose:
+            continue
+        if outcome.status == "fail" and blocked and not verbose:
+            hidden += 1
             continue
         where = f"{outcome.case.file}:{outcome.case.line}"
         print(f"{outcome.status.upper():4} {outcome.case.name} ({where})"
@@ -68,12 +94,35 @@ def report(result: rego_tests.TestRun, *, out: TextIO, verbose: bool, coverage: 
         if outcome.status == "fail":
             for line in outcome.prints:
                 print(f"       print: {line}", file=out)
-    for problem in result.problems:
-        print(f"FAIL {problem}", file=out)
+    if hidden:
+        print(f"({hidden} more failures not shown: they may follow from the errors above; fix those first, "
+              "or see them with -v)", file=out)
     skipped = f", {result.skipped} skipped" if result.skipped else ""
     print(f"{result.passed} passed, {result.failed} failed{skipped}", file=out)
     if coverage:
         print_coverage(result, out=out)
+
+
+def as_json(result: rego_tests.TestRun) -> dict[str, Any]:
+    """The run as one document: problems, then each test's outcome."""
+    return {
+        "ok": result.ok, "passed": result.passed, "failed": result.failed, "skipped": result.skipped,
+        "problems": [{"kind": p.kind, "file": p.file, "line": p.line, "message": p.message,
+                      "follows": p.follows} for p in result.problems],
+        "tests": [{"name": o.case.name, "file": o.case.file, "line": o.case.line, "status": o.status,
+                   "detail": o.detail, "prints": list(o.prints)} for o in result.outcomes],
+    }
+
+
+def as_junit(result: rego_tests.TestRun) -> str:
+    """JUnit XML: a suite of policy problems (one case per problem), then a suite per test package."""
+    cases = [junit.Case(suite="policies", name=f"{p.kind} {p.file}" + (f":{p.line}" if p.line else ""),
+                        status="error" if p.kind in rego_tests.BLOCKING else "fail", message=p.message)
+             for p in result.problems]
+    cases += [junit.Case(suite=f"data.{o.case.package}", name=o.case.rule, status=o.status,
+                         message=o.detail, detail="\n".join([o.detail, *o.prints]))
+              for o in result.outcomes]
+    return junit.render(cases, name="carbongate policy test")
 
 
 def print_coverage(result: rego_tests.TestRun, *, out: TextIO) -> None:

@@ -93,13 +93,13 @@ class EmbeddedEngine:
         with self._lock:
             return self._open_engines
 
-    def evaluate(self, path: str, input: Mapping[str, Any]) -> Any | None:
+    def evaluate(self, path: str, input: Mapping[str, Any], *, wait_s: float | None = None) -> Any | None:
         dotted = engine.dotted_path(path)
         started = time.perf_counter()
         try:
             generation = self._checkout()
             try:
-                return generation.evaluate(dotted, dict(input))
+                return generation.evaluate(dotted, dict(input), wait_s=wait_s)
             finally:
                 self._checkin(generation)
         except OpaUndefinedError:
@@ -232,9 +232,13 @@ class _Generation:
         self._engines = engines
         self._pool = _FairPool(engines)
 
-    def evaluate(self, dotted: str, input: dict[str, Any]) -> Any:
-        """Borrow an idle engine (waiting in line when all are busy) and evaluate on it."""
-        item = self._pool.acquire()
+    def evaluate(self, dotted: str, input: dict[str, Any], *, wait_s: float | None = None) -> Any:
+        """Borrow an idle engine (waiting in line when all are busy, at most ``wait_s``) and evaluate on it."""
+        item = self._pool.acquire(wait_s)
+        if item is None:
+            metrics.EVAL_ERRORS.labels(ENGINE_LABEL).inc()
+            raise errors.EngineBusyError(
+                f"data.{dotted}: no policy engine free within {wait_s:.3f} s (all busy evaluating)")
         try:
             return item.eval_document(dotted, input)
         finally:
@@ -260,13 +264,24 @@ class _FairPool:
         self._idle = list(engines)
         self._waiters: collections.deque[_Waiter] = collections.deque()
 
-    def acquire(self) -> OpaEngine:
+    def acquire(self, timeout_s: float | None = None) -> OpaEngine | None:
+        """An engine, or None when none was handed over within ``timeout_s``.
+
+        A waiter that gives up leaves the line, so an engine is never handed
+        to a caller that is gone: abandoned evaluations do not pile up behind
+        a slow policy and hold every decision thread after it is fixed.
+        """
         with self._lock:
             if self._idle:
                 return self._idle.pop()
             waiter = _Waiter()
             self._waiters.append(waiter)
-        waiter.handed.wait()
+        if not waiter.handed.wait(None if timeout_s is None else max(timeout_s, 0.0)):
+            with self._lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                    return None
+            # Handed an engine between the timeout and the lock: keep it.
         assert waiter.engine is not None
         return waiter.engine
 

@@ -25,7 +25,8 @@ from policy_engine import errors
 # Documents the engines evaluate; compiled policies are probed on these.
 ADMISSION_DECISION: Final = "carbongate/admission/decision"
 RELEASE_DECISION: Final = "carbongate/release/decision"
-ENTRY_POINTS: Final = (ADMISSION_DECISION, RELEASE_DECISION)
+INTERRUPT_DECISION: Final = "carbongate/interrupt/decision"
+ENTRY_POINTS: Final = (ADMISSION_DECISION, RELEASE_DECISION, INTERRUPT_DECISION)
 
 # Every data document carbongate writes lives under data.carbongate.<root>.
 DATA_PREFIX: Final = "carbongate"
@@ -47,11 +48,16 @@ class PolicyEngine(Protocol):
         """True when policies are compiled and grid data is present."""
         ...
 
-    def evaluate(self, path: str, input: Mapping[str, Any]) -> Any | None:
+    def evaluate(self, path: str, input: Mapping[str, Any], *, wait_s: float | None = None) -> Any | None:
         """The document at ``data.<path>`` for this input; None when undefined.
 
+        ``wait_s`` bounds how long the caller waits in line for the engine
+        before evaluation starts (None: as long as it takes): a caller whose
+        answer is already given up must not queue behind busy engines.
+
         Raises :class:`policy_engine.errors.PolicyEvaluationError` when the
-        engine fails (runtime error in a policy, unreachable server, timeout).
+        engine fails (runtime error in a policy, unreachable server, timeout,
+        no engine free within ``wait_s``).
         """
         ...
 

@@ -34,6 +34,10 @@ class PolicyEvaluationError(PolicyEngineError):
     """A decision could not be computed (engine error, timeout, bad answer)."""
 
 
+class EngineBusyError(PolicyEvaluationError):
+    """No engine was free within the caller's wait (``evaluate(..., wait_s=...)``)."""
+
+
 class PolicyCompileError(PolicyEngineError):
     """The policy directory does not compile; the running policies were kept."""
 

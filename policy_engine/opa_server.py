@@ -170,7 +170,9 @@ class OpaServerEngine:
             return False
         return not self._policies_missing()
 
-    def evaluate(self, path: str, input: Mapping[str, Any]) -> Any | None:
+    def evaluate(self, path: str, input: Mapping[str, Any], *, wait_s: float | None = None) -> Any | None:
+        # ``wait_s`` needs nothing here: no engine is queued for in this process, and the
+        # HTTP timeout (engine.opa_timeout_s) bounds the whole call.
         dotted = engine.dotted_path(path)
         started = time.perf_counter()
         try:

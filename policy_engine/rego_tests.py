@@ -23,6 +23,7 @@ one query per package, then per test.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -48,7 +49,12 @@ _ERROR_LOCATION = re.compile(
     re.DOTALL,
 )
 
-ProblemKind = Literal["load", "parse", "compile", "data", "untested"]
+ProblemKind = Literal["load", "parse", "compile", "data", "untested", "config"]
+# Problems that stop policies from loading: every failing test may follow from them.
+BLOCKING = frozenset({"load", "parse", "compile", "data"})
+# The platform config and the policy that checks it (configcheck.rego builds one sentence per problem).
+CONFIG_CHECK = "carbongate.configcheck.problems"
+CONFIG_FILE = "carbongate/config/" + loader.DATA_FILE
 
 
 class Engine(Protocol):
@@ -109,6 +115,8 @@ class Problem:
     file: str
     message: str
     line: int | None = None
+    # Found only after a broken file was left out (a test of its rules, now undefined): a knock-on.
+    follows: bool = False
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
@@ -184,16 +192,33 @@ def run(
     problems = untested_policies(sources)
     data = {document.data_path: document.value for document in policy_set.documents}
     engine, loaded, load_problems = load_engine(sources, data, engine_factory=factory)
-    problems += load_problems
+    problems = load_problems + problems
     reports: list[Any] = []
     cases = [c for c in discover(sources) if select is None or select(c)]
     try:
+        if not load_problems:
+            problems += config_problems(engine)
         outcomes = evaluate(engine, [c for c in cases if c.file in loaded], coverage=coverage, reports=reports)
     finally:
         engine.close()
     outcomes += [_not_loaded(c) for c in cases if c.file not in loaded]
     merged = _merge_coverage(reports) if coverage else {}
     return TestRun(outcomes=tuple(outcomes), problems=tuple(problems), coverage=merged)
+
+
+def config_problems(engine: Engine) -> list[Problem]:
+    """The platform config's problems, one per key, as configcheck.rego words them.
+
+    Its test only says ``test_the_shipped_config_is_sound ... undefined``;
+    this says which value is wrong. Nothing when the directory has no configcheck.
+    """
+    try:
+        found = engine.eval_document(CONFIG_CHECK, None)
+    except opa_bindings.OpaError:  # no configcheck package here, or no config to check
+        return []
+    if not isinstance(found, list):
+        return []
+    return [Problem(kind="config", file=CONFIG_FILE, message=str(message)) for message in found]
 
 
 def untested_policies(sources: Iterable[loader.RegoModule]) -> list[Problem]:
@@ -246,7 +271,7 @@ def load_engine(
         if not found:
             return engine, {s.path for s in kept}, problems
         engine.close()
-        problems += found
+        problems += [dataclasses.replace(p, follows=True) for p in found] if problems else found
         excluded |= _files_to_drop(found, kept)
     raise RuntimeError(f"policies still do not compile after dropping {len(excluded)} files")
 

@@ -29,17 +29,10 @@ import statistics
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Final
 
 from carbon_feed import traces as feed_traces
 from planner import series as series_mod
 from planner import tracefile
-
-SKIPPED_COLUMNS: Final = ("hour_index",)
-# Columns holding one region's value under a generic name: the region is the file's.
-GENERIC_VALUES: Final = ("carbon intensity", "avg_ci", "value", "g_per_kwh")
-# EIA-930 files carry the generation mix beside the intensity: only avg_CI is one.
-MIX_COLUMNS: Final = frozenset({"WND", "SUN", "WAT", "OIL", "NG", "COL", "NUC", "OTH"})
 
 
 class GridError(ValueError):
@@ -115,23 +108,10 @@ def _given(value: series_mod.Series) -> series_mod.Series:
 
 
 def _wide_columns(table: tracefile.Table) -> dict[str, tuple[int, int]]:
-    """region -> (time column, value column) for a file with a time column and value columns."""
-    path = table.path
-    header = [h.strip() for h in table.header]
     try:
-        time = tracefile.time_column(table)
+        return tracefile.wide_columns(table)
     except tracefile.TraceFileError as error:
         raise GridError(str(error)) from error
-    times = [i for i, h in enumerate(table.names) if h in tracefile.TIME_COLUMNS]
-    value_columns = [i for i, h in enumerate(header)
-                     if i not in times and h not in SKIPPED_COLUMNS and h not in MIX_COLUMNS]
-    if not value_columns:
-        raise GridError(f"{path}: no intensity column beside the time")
-    found: dict[str, tuple[int, int]] = {}
-    for i in value_columns:
-        generic = header[i].lower() in GENERIC_VALUES
-        found[_file_region(path) if generic else header[i].strip().upper()] = (time, i)
-    return found
 
 
 def _column_series(table: tracefile.Table, time: int, column: int, region: str) -> series_mod.Series:
@@ -152,8 +132,3 @@ def _series(path: Path, region: str, pairs: list[tuple[datetime, float]]) -> ser
     step_s = int(statistics.median(steps))
     points = tuple(series_mod.Point(start=t, g_per_kwh=v) for t, v in unique)
     return series_mod.Series(points=points, step_s=step_s)
-
-
-def _file_region(path: Path) -> str:
-    """``gb_ci.csv`` -> ``GB``, ``CISO_NG_avgCI_2022.csv`` -> ``CISO``: the name before the first ``_``."""
-    return path.stem.split("_")[0].upper()

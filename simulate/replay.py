@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +69,7 @@ class Outcome:
     release_reason: str | None  # for a deferred job: window-open, clean-now, deadline, ...
     release_decisions: int      # how often the release path was asked
     replans: int
+    deadline_s: float | None = None  # the carbongate.io/deadline admission wrote (deferred jobs)
 
 
 @dataclass
@@ -106,6 +107,8 @@ class Replay:
     setup: Setup
     energy_model: energy.EnergyModel
     metrics: deferral_metrics.Metrics = field(default_factory=deferral_metrics.Metrics)
+    # Told (jobs submitted, jobs in all, simulated now) now and then on a long run (simulate.progress).
+    progress: Callable[[int, int, datetime], None] | None = None
     _published_at: int | None = None
 
     def run(self, jobs: Sequence[workload_mod.Job]) -> list[Outcome]:
@@ -124,6 +127,8 @@ class Replay:
             while position < len(jobs) and jobs[position].submit_s <= now_s:
                 self._submit(jobs[position], position, now, waiting, due, outcomes)
                 position += 1
+            if self.progress is not None:
+                self.progress(position, len(jobs), now)
             last = now_s
         return [o for o in outcomes if o is not None]
 
@@ -201,7 +206,8 @@ class Replay:
         if decision.release:
             region = decision.region or _region(held.raw, held.job)
             outcomes[index] = Outcome(now.timestamp(), region, held.action, held.reason,
-                                      decision.reason, held.decisions, held.replans)
+                                      decision.reason, held.decisions, held.replans,
+                                      deadline_s=_deadline_s(held.deferred))
             del waiting[index]
             due.cancel(index)
             return
@@ -276,6 +282,10 @@ def _next_issue(last: float) -> float:
     if last == float("-inf"):
         return last
     return forecasts_mod.issue_time(last) + forecasts_mod.ISSUE_INTERVAL_S
+
+
+def _deadline_s(deferred: workloads.Deferred) -> float | None:
+    return None if deferred.deadline is None else deferred.deadline.timestamp()
 
 
 def _region(obj: Mapping[str, Any], job: workload_mod.Job) -> str:

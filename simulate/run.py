@@ -8,6 +8,12 @@ the true grid. The baselines are arithmetic on arrays; carbongate runs
 through the production paths (:mod:`simulate.replay`), split across worker
 processes when asked (each builds its own engine: an embedded OPA engine
 must not cross a fork).
+
+Jobs marked ``interruptible`` are placed by start time like every other job
+in the five-policy table (what carbongate would do if they did not opt in),
+and then replayed once more with pauses and resumes
+(:mod:`simulate.interruptible`), beside the oracle of the cleanest hours:
+``Result.interruptible``.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from carbongate import settings as settings_mod
 from planner import energy
 from policy_engine import errors as engine_errors
 from policy_engine import factory, loader
-from simulate import baselines, forecasts, generate, grid, placements, replay, snapshots
+from simulate import baselines, forecasts, generate, grid, interruptible, placements, progress, replay, snapshots
 from simulate import workload as workload_mod
 
 log = logging.getLogger(__name__)
@@ -73,6 +79,29 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class Interrupted:
+    """The interruptible jobs under five ways of running them (grams per way, per job)."""
+
+    ways: Mapping[str, np.ndarray]   # run_now, start_time, start_oracle, interruptible, slice_oracle
+    deadline_misses: int
+    pauses: int
+    decisions: int
+    work_h: float
+
+    def savings_pct(self, way: str) -> float:
+        baseline = float(self.ways["run_now"].sum())
+        return round(100.0 * (baseline - float(self.ways[way].sum())) / baseline, 3) if baseline > 0 else 0.0
+
+    def oracle_share(self, way: str) -> float | None:
+        best = float(self.ways["run_now"].sum() - self.ways["slice_oracle"].sum())
+        got = float(self.ways["run_now"].sum() - self.ways[way].sum())
+        return round(got / best, 4) if best > 1e-9 else None
+
+
+INTERRUPT_WAYS: Final = ("run_now", "start_time", "start_oracle", "interruptible", "slice_oracle")
+
+
+@dataclass(frozen=True)
 class Result:
     """A finished replay."""
 
@@ -86,6 +115,7 @@ class Result:
     skipped: int
     policy_version: str
     elapsed_s: float
+    interrupted: Interrupted | None = None
 
     @property
     def deadline_misses(self) -> int:
@@ -118,17 +148,56 @@ def simulate(options: Options) -> Result:
         "sdk_window": baselines.sdk_window(table, forecast),
         "oracle": baselines.oracle(table, truths, network_kwh_per_gb=network),
     }
-    outcomes = _carbongate(options, replayable, needed, config, policy_set)
+    # The five-policy table is by start time: interruptible jobs enter it as if they had not opted in.
+    start_only = [dataclasses.replace(j, interruptible=False) for j in replayable]
+    outcomes = _carbongate(options, start_only, needed, config, policy_set)
     placed["carbongate"] = placements.Placements(
         start_s=np.array([o.start_s for o in outcomes]), region=tuple(o.region for o in outcomes))
     placed = {name: placed[name] for name in POLICIES}
     emitted = {name: placements.emissions_g(table, p, truths, network_kwh_per_gb=network) for name, p in placed.items()}
+    interrupted = _interrupted(options, table, truths, placed, emitted, outcomes, config, forecast)
     return Result(
         options=options, table=table, truths=truths, placements=placed, emissions_g=emitted,
         summaries=summarise(table, placed, emitted), outcomes=tuple(outcomes),
         skipped=len(jobs) - len(replayable), policy_version=policy_set.version,
-        elapsed_s=time.perf_counter() - started,
+        elapsed_s=time.perf_counter() - started, interrupted=interrupted,
     )
+
+
+def _interrupted(options: Options, table: placements.Table, truths: Mapping[str, Any],
+                 placed: Mapping[str, placements.Placements], emitted: Mapping[str, np.ndarray],
+                 outcomes: Sequence[replay.Outcome], config: Mapping[str, Any],
+                 forecast: forecasts.Forecasts) -> Interrupted | None:
+    """Replay the interruptible jobs with pauses; None when the workload has none."""
+    chosen = [i for i, job in enumerate(table.jobs) if job.interruptible]
+    if not chosen:
+        return None
+    settings = options.settings
+    engine = factory.build(dataclasses.replace(settings.engine, kind="embedded", policy_dir=options.policy_dir,
+                                               embedded_pool_size=1))
+    try:
+        replayer = interruptible.Replayer(engine=engine, forecast=forecast, config=config,
+                                          lead_s=float(settings.deferral.deadline_lead_s),
+                                          plan_step_s=settings.grid.plan_step_min * 60)
+        ways: dict[str, list[float]] = {way: [] for way in INTERRUPT_WAYS}
+        misses = pauses = decisions = 0
+        for i in chosen:
+            job, outcome = table.jobs[i], outcomes[i]
+            rate = float(table.energy_kwh[i]) / job.duration_s
+            truth = truths[outcome.region]
+            ran = replayer.run(job, region=outcome.region, deferred=outcome.action == "defer",
+                               deadline_s=outcome.deadline_s)
+            misses += ran.finished_s > job.deadline_s + 1e-6
+            pauses, decisions = pauses + ran.pauses, decisions + ran.decisions
+            ways["interruptible"].append(interruptible.emissions_g(ran.segments, truth, kwh_per_s=rate))
+            ways["slice_oracle"].append(interruptible.emissions_g(
+                replayer.oracle(job, truths[job.home]), truths[job.home], kwh_per_s=rate))
+            for way, policy in (("run_now", "run_now"), ("start_time", "carbongate"), ("start_oracle", "oracle")):
+                ways[way].append(float(emitted[policy][i]))
+    finally:
+        engine.close()
+    return Interrupted(ways={k: np.array(v) for k, v in ways.items()}, deadline_misses=misses, pauses=pauses,
+                       decisions=decisions, work_h=float(sum(table.duration_s[i] for i in chosen)) / 3600)
 
 
 def summarise(table: placements.Table, placed: Mapping[str, placements.Placements],
@@ -231,6 +300,11 @@ def _carbongate(options: Options, jobs: Sequence[workload_mod.Job], regions: Seq
     return [o for o in merged if o is not None]
 
 
+def shard_label(jobs: Sequence[workload_mod.Job], options: Options) -> str:
+    """Which share of the workload a process replays, for its progress lines."""
+    return "" if options.workers <= 1 else f"(one of {options.workers} workers, {len(jobs)} jobs)"
+
+
 def _replay_shard(options: Options, jobs: list[workload_mod.Job], regions: Sequence[str],
                   config: Mapping[str, Any], publish: bool) -> list[replay.Outcome]:
     """carbongate on some jobs, with an engine of this process's own."""
@@ -252,6 +326,7 @@ def _replay_shard(options: Options, jobs: list[workload_mod.Job], regions: Seque
             setup=replay.Setup(settings=settings, config=config, horizon_s=options.horizon_h * 3600,
                                publish_grid=publish),
             energy_model=energy.load(settings.governance.energy_model_file),
+            progress=progress.Reporter(label=f"carbongate replay {shard_label(jobs, options)}"),
         )
         return runner.run(jobs)
     finally:

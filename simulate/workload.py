@@ -6,7 +6,10 @@ platform team's own exports, so its header is fixed exactly::
     job_id,submit_time,tier,team,cpu,memory_gb,duration_h,max_delay_h,regions,data_gb
 
 ``submit_time`` is RFC 3339 UTC; ``regions`` is a ``;``-separated list whose
-first entry is where the job was submitted and where its data lives. A file
+first entry is where the job was submitted and where its data lives. One
+optional last column, ``interruptible`` (``true`` / ``false``, empty is
+false), marks jobs that checkpoint and may be paused and resumed
+(``carbongate.io/interruptible``); a file without it reads as before. A file
 that does not fit is refused with the line and the column at fault, never
 half-read: a replay of the wrong jobs is worse than none.
 
@@ -30,6 +33,7 @@ from carbongate import timefmt
 
 HEADER: Final = ("job_id", "submit_time", "tier", "team", "cpu", "memory_gb",
                  "duration_h", "max_delay_h", "regions", "data_gb")
+OPTIONAL: Final = ("interruptible",)
 TIERS: Final = ("1", "2", "3")
 NAMESPACE: Final = "simulated"
 
@@ -52,6 +56,7 @@ class Job:
     max_delay_h: float
     regions: tuple[str, ...]
     data_gb: float
+    interruptible: bool = False
 
     @property
     def home(self) -> str:
@@ -89,15 +94,17 @@ def parse_csv(text: str, *, where: str = "workload") -> list[Job]:
     """Jobs from CSV text with exactly :data:`HEADER`."""
     rows = csv.reader(io.StringIO(text))
     header = next(rows, None)
-    if header is None or tuple(h.strip() for h in header) != HEADER:
-        raise WorkloadError(f"{where}: the header must be exactly {','.join(HEADER)!r}, "
+    names = tuple(h.strip() for h in header or [])
+    if header is None or names not in (HEADER, HEADER + OPTIONAL):
+        raise WorkloadError(f"{where}: the header must be exactly {','.join(HEADER)!r} "
+                            f"(optionally followed by ',interruptible'), "
                             f"not {','.join(header or [])!r}")
     jobs: list[Job] = []
     seen: set[str] = set()
     for line, row in enumerate(rows, start=2):
         if not row or all(not cell.strip() for cell in row):
             continue
-        job = _job(row, where=f"{where}:{line}")
+        job = _job(row, where=f"{where}:{line}", columns=names)
         if job.job_id in seen:
             raise WorkloadError(f"{where}:{line}: job_id {job.job_id!r} appears twice")
         seen.add(job.job_id)
@@ -118,13 +125,15 @@ def write_csv(jobs: Iterable[Job], path: Path) -> None:
 def format_csv(jobs: Iterable[Job]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(HEADER)
-    for job in jobs:
+    listed = list(jobs)
+    flagged = any(job.interruptible for job in listed)
+    writer.writerow(HEADER + OPTIONAL if flagged else HEADER)
+    for job in listed:
         writer.writerow([
             job.job_id, timefmt.format_time(job.submit_time), job.tier, job.team, _number(job.cpu),
             _number(job.memory_gb), _number(job.duration_h), _number(job.max_delay_h),
             ";".join(job.regions), _number(job.data_gb),
-        ])
+        ] + (["true" if job.interruptible else "false"] if flagged else []))
     return out.getvalue()
 
 
@@ -142,6 +151,8 @@ def kubernetes_job(job: Job) -> dict[str, Any]:
         "carbongate.io/data-region": job.home,
         "carbongate.io/data-gb": _number(job.data_gb),
     }
+    if job.interruptible:
+        annotations["carbongate.io/interruptible"] = "true"
     container = {"name": "main", "image": "busybox:1.36",
                  "resources": {"requests": {"cpu": _number(job.cpu), "memory": f"{_number(job.memory_gb)}Gi"}}}
     return {
@@ -168,10 +179,13 @@ def duration_text(seconds: int) -> str:
     return text or "0s"
 
 
-def _job(row: Sequence[str], *, where: str) -> Job:
-    if len(row) != len(HEADER):
-        raise WorkloadError(f"{where}: {len(row)} columns, expected {len(HEADER)}")
-    cells = dict(zip(HEADER, (cell.strip() for cell in row), strict=True))
+def _job(row: Sequence[str], *, where: str, columns: tuple[str, ...] = HEADER) -> Job:
+    if len(row) != len(columns):
+        raise WorkloadError(f"{where}: {len(row)} columns, expected {len(columns)}")
+    cells = dict(zip(columns, (cell.strip() for cell in row), strict=True))
+    flag = cells.get("interruptible", "").lower()
+    if flag not in ("", "true", "false"):
+        raise WorkloadError(f"{where}: interruptible {cells['interruptible']!r} is not true or false")
     if not cells["job_id"]:
         raise WorkloadError(f"{where}: job_id is empty")
     if cells["tier"] not in TIERS:
@@ -191,6 +205,7 @@ def _job(row: Sequence[str], *, where: str) -> Job:
         max_delay_h=_non_negative(cells, "max_delay_h", where),
         regions=regions,
         data_gb=_non_negative(cells, "data_gb", where),
+        interruptible=flag == "true",
     )
 
 

@@ -20,12 +20,11 @@ from carbongate import platform as platform_mod
 from carbongate import settings as settings_mod
 from planner import plan as planning
 from planner import snapshot
-from webhook import mutations, patches, reviews, workloads
+from webhook import decisions, mutations, patches, reviews, workloads
 
 log = logging.getLogger(__name__)
 
 DECIDED_KINDS = {("", "Pod"), ("batch", "Job")}
-ACTIONS = {"admit", "defer", "shift", "deny"}
 NS_PER_S = 1_000_000_000
 DEFAULT_DURATION_S = 3600
 
@@ -34,7 +33,11 @@ EnergyEstimate = Callable[[Mapping[str, Any], int], float]
 
 
 class DecisionError(RuntimeError):
-    """The engine failed or returned something that is not a decision."""
+    """The engine failed (a policy that is wrong but answers is ``decisions.problems``' to report)."""
+
+
+class DeadlinePassed(DecisionError):
+    """No engine was free before the request's deadline: the same as no decision in time."""
 
 
 @dataclass(frozen=True)
@@ -114,12 +117,19 @@ def review(
     workload = workloads.read(request.kind, request.object)
     policy_input = build_input(request, workload, knowledge=knowledge, energy_kwh=energy_kwh)
     try:
-        decision = _checked(decide(policy_input))
+        decision = decide(policy_input)
     except DecisionError as error:
         log.warning("admitting %s unchanged: %s", _describe(request), error)
-        return fail_open(request.uid, "engine-error", detail=str(error), policy_input=policy_input)
+        reason = "deadline" if isinstance(error, DeadlinePassed) else "engine-error"
+        return fail_open(request.uid, reason, detail=str(error), policy_input=policy_input)
     if decision is None:
         return Result(response=reviews.respond(request.uid), policy_input=policy_input)
+    invalid = decisions.problems(decision)
+    if invalid:
+        # Checked before any patch is built: a patch the API server refuses would refuse the create.
+        log.warning("admitting %s unchanged: the policy's decision cannot be applied: %s",
+                    _describe(request), "; ".join(invalid[:5]))
+        return fail_open(request.uid, "invalid-decision", detail="; ".join(invalid), policy_input=policy_input)
     return _enforce(request, decision, knowledge=knowledge, policy_input=policy_input)
 
 
@@ -152,8 +162,10 @@ def build_input(
     """The OPA input document (see "OPA input" in docs/architecture.md)."""
     duration_s = workload.expected_duration_s or _default_duration(knowledge.config)
     energy, energy_error = _energy(request.object or {}, duration_s, energy_kwh)
-    if energy_error:
-        workload = dataclasses.replace(workload, parse_errors=(*workload.parse_errors, energy_error))
+    obj, size_error = _object_input(request, workload)
+    errors = tuple(error for error in (energy_error, size_error) if error)
+    if errors:
+        workload = dataclasses.replace(workload, parse_errors=(*workload.parse_errors, *errors))
     return {
         "now": snapshot.format_time(knowledge.now),
         "now_ns": int(knowledge.now.timestamp()) * NS_PER_S,
@@ -162,7 +174,7 @@ def build_input(
         "kind": request.kind,
         "namespace": request.namespace,
         "namespace_labels": dict(knowledge.namespace_labels),
-        "object": _without_bookkeeping(request.object or {}),
+        "object": obj,
         "user": {"username": request.username},
         "own_namespace": knowledge.own_namespace,
         "workload": _workload_input(workload, energy),
@@ -172,6 +184,27 @@ def build_input(
 
 
 BOOKKEEPING_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+# The engine's time grows with its input (about 50 ms per MB on a quiet core, several
+# times that on a busy one), and a body may be 3 MiB: a larger object is handed to
+# the policy as its metadata only, so no object can push a decision past the deadline.
+MAX_OBJECT_INPUT_BYTES = 256 * 1024
+
+
+def _object_input(request: reviews.Request, workload: workloads.Workload) -> tuple[Mapping[str, Any], str]:
+    """``input.object``: the object, or its metadata when the request is over the limit."""
+    obj = request.object or {}
+    if request.body_bytes <= MAX_OBJECT_INPUT_BYTES:
+        return _without_bookkeeping(obj), ""
+    metadata = obj.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    summary = {
+        "apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+        "metadata": {**{k: metadata[k] for k in ("name", "generateName", "namespace", "uid")
+                        if isinstance(metadata.get(k), str)},
+                     "labels": dict(workload.labels), "annotations": dict(workload.annotations)},
+    }
+    return summary, (f"the request is {request.body_bytes} bytes, over {MAX_OBJECT_INPUT_BYTES}: "
+                     "the policy saw the object's name, labels and carbongate.io/ annotations only")
 
 
 def _without_bookkeeping(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -202,7 +235,7 @@ def _energy(obj: Mapping[str, Any], duration_s: int, energy_kwh: EnergyEstimate)
 def _workload_input(workload: workloads.Workload, energy: float | None) -> dict[str, Any]:
     return {
         "labels": dict(workload.labels),
-        "annotations": {k: v for k, v in workload.annotations.items() if k != BOOKKEEPING_ANNOTATION},
+        "annotations": dict(workload.annotations),
         "owner_kind": workload.owner_kind,
         "owner_name": workload.owner_name,
         "template_decision": workload.template_decision,
@@ -262,14 +295,6 @@ def _longest_delay(config: Mapping[str, Any]) -> int:
     return int(max([d for d in delays if isinstance(d, (int, float))], default=0))
 
 
-def _checked(decision: Any) -> Mapping[str, Any] | None:
-    if decision is None:
-        return None
-    if not isinstance(decision, Mapping) or decision.get("action") not in ACTIONS:
-        raise DecisionError(f"policy returned {str(decision)[:200]!r}, not a decision")
-    return decision
-
-
 def _enforce(
     request: reviews.Request,
     decision: Mapping[str, Any],
@@ -278,13 +303,13 @@ def _enforce(
     policy_input: Mapping[str, Any],
 ) -> Result:
     mode = decision.get("mode", "enforce")
-    warnings = [w for w in decision.get("warnings", []) if isinstance(w, str)]
+    warnings: list[str] = decision.get("warnings") or []
     if mode != "enforce":
         shown = warnings if mode == "warn" else []
         return Result(response=reviews.respond(request.uid, warnings=shown), decision=decision,
                       policy_input=policy_input)
     if decision["action"] == "deny":
-        message = str(decision.get("message") or "denied by carbongate policy")
+        message = decision.get("message") or "denied by carbongate policy"
         return Result(response=reviews.respond(request.uid, allowed=False, warnings=warnings, message=message),
                       decision=decision, policy_input=policy_input)
     assert request.object is not None

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
 
 from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
-from webhook import admission, metrics, service, state
+from webhook import admission, bodies, metrics, service, state
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +60,18 @@ def create_app(
 
 def _routes(app: Flask, admission_service: service.AdmissionService, multiprocess_dir: Path | None) -> None:
     limit = admission_service.settings.webhook.max_body_bytes
+    body_timeout_s = admission_service.settings.webhook.body_timeout_s
 
     @app.post("/mutate")
     def mutate() -> Response:
         if request.content_length is not None and request.content_length > limit:
-            return _json(413, {"error": f"body over {limit} bytes"})
-        body = request.get_data(cache=False)
-        if request.content_length is None and len(body) >= limit and request.environ["wsgi.input"].read(1):
-            # A chunked body has no Content-Length to refuse up front, and Werkzeug
-            # stops reading it at the limit without an error: more bytes after it
-            # mean it was over, not that the first ``limit`` bytes are the request.
-            metrics.BAD_REQUESTS.inc()
-            return _json(413, {"error": f"body over {limit} bytes"})
+            return _refuse(413, f"body over {limit} bytes")
+        try:
+            body = bodies.read(request.environ, limit=limit, timeout_s=body_timeout_s)
+        except bodies.TooLarge:
+            return _refuse(413, f"body over {limit} bytes")
+        except bodies.Unreadable as error:
+            return _refuse(400, str(error))
         status, document = admission_service.handle(body)
         return _json(status, document)
 
@@ -92,15 +93,25 @@ def _routes(app: Flask, admission_service: service.AdmissionService, multiproces
         payload, content_type = metrics.exposition(multiprocess_dir)
         return Response(payload, status=200, content_type=content_type)
 
-    @app.errorhandler(413)
-    def too_large(_: Exception) -> Response:
-        metrics.BAD_REQUESTS.inc()
-        return _json(413, {"error": f"body over {limit} bytes"})
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        """Werkzeug's own refusals (413, a client gone mid-body, 404, 405) as JSON too."""
+        status = error.code or 400
+        if status == 413:
+            return _refuse(413, f"body over {limit} bytes")
+        if status == 400:
+            return _refuse(400, str(error.description or error))
+        return _json(status, {"error": str(error.description or error.name)})
 
-    @app.errorhandler(400)
-    def bad_request(error: Exception) -> Response:
-        metrics.BAD_REQUESTS.inc()
-        return _json(400, {"error": str(error)})
+
+def _refuse(status: int, message: str) -> Response:
+    """A 400 or 413 with a JSON body, counted in ``carbongate_bad_requests_total``.
+
+    A body left half read is gunicorn's to deal with: it closes a connection
+    whose body read raised, and drains (bounded) or closes one left unread.
+    """
+    metrics.BAD_REQUESTS.inc()
+    return _json(status, {"error": message})
 
 
 def _json(status: int, document: Any) -> Response:

@@ -15,6 +15,12 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
+# The API server keeps 4096 characters of a response's warnings and cuts each to 256
+# (k8s.io/apiserver warning recorder): 12 of 256 fit, the last says how many were left out.
+MAX_WARNINGS = 12
+# Nesting beyond this is no Pod or Job the API server sent (a real one is under 20 deep),
+# and would cost Python recursion further down (copying, diffing, marshalling).
+MAX_DEPTH = 100
 
 
 class BadReview(ValueError):
@@ -55,6 +61,8 @@ class Request:
     username: str
     object: Mapping[str, Any] | None
     raw: Mapping[str, Any] = field(repr=False)
+    # Length of the body it came in: a bound on the object's size, known without measuring it.
+    body_bytes: int = 0
 
 
 def parse(body: bytes) -> Request:
@@ -67,6 +75,8 @@ def parse(body: bytes) -> Request:
         raise BadReview(f"body is not JSON: {error}") from error
     if not isinstance(document, dict):
         raise BadReview("body must be a JSON object (an AdmissionReview)")
+    if _deeper_than(document, MAX_DEPTH):
+        raise BadReview(f"body is nested too deeply: more than {MAX_DEPTH} levels of objects and arrays")
     if document.get("apiVersion") != API_VERSION:
         raise BadReview(f"apiVersion must be {API_VERSION!r}, got {document.get('apiVersion')!r}")
     if document.get("kind") != KIND:
@@ -74,10 +84,26 @@ def parse(body: bytes) -> Request:
     request = document.get("request")
     if not isinstance(request, dict):
         raise BadReview("AdmissionReview has no 'request' object")
-    return _request(request)
+    return _request(request, body_bytes=len(body))
 
 
-def _request(request: dict[str, Any]) -> Request:
+def _deeper_than(document: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels, found level by level
+    (no recursion, so any depth the parser accepted is measured)."""
+    level: list[Any] = [document]
+    for _ in range(limit):
+        below: list[Any] = []
+        for node in level:
+            for value in node.values() if isinstance(node, dict) else node:
+                if isinstance(value, (dict, list)):
+                    below.append(value)
+        if not below:
+            return False
+        level = below
+    return True
+
+
+def _request(request: dict[str, Any], *, body_bytes: int) -> Request:
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise BadReview("request.uid is missing or not a string")
@@ -97,6 +123,7 @@ def _request(request: dict[str, Any]) -> Request:
         username=_text(user.get("username")) if isinstance(user, dict) else "",
         object=obj,
         raw=request,
+        body_bytes=body_bytes,
     )
 
 
@@ -126,10 +153,18 @@ def respond(
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(encoded).decode()
     if warnings:
-        response["warnings"] = [_warning_text(w) for w in warnings]
+        response["warnings"] = [_warning_text(w) for w in _at_most(list(warnings), MAX_WARNINGS)]
     if not allowed:
         response["status"] = {"code": 403, "message": message or "denied by carbongate"}
     return {"apiVersion": API_VERSION, "kind": KIND, "response": response}
+
+
+def _at_most(warnings: list[str], limit: int) -> list[str]:
+    """The first warnings and the last (the action's own sentence), with a count of the rest."""
+    if len(warnings) <= limit:
+        return warnings
+    hidden = len(warnings) - (limit - 1)
+    return [*warnings[:limit - 2], f"carbongate: {hidden} more warnings not shown", warnings[-1]]
 
 
 def _warning_text(warning: str) -> str:

@@ -8,6 +8,7 @@ OPA engine must never be created in the master. The HTTP layer calls
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from carbongate import settings as settings_mod
 from planner import plan as planning
 from planner import snapshot
 from policy_engine import engine as engine_mod
+from policy_engine import errors as engine_errors
 from webhook import admission, certificate, datasync, metrics, reviews, state
 
 log = logging.getLogger(__name__)
@@ -112,8 +114,9 @@ class AdmissionService:
         return 200, result.response
 
     def _decide_within_deadline(self, request: reviews.Request) -> admission.Result:
+        deadline = time.monotonic() + self._deadline_s
         try:
-            future = self._pool.submit(self._review, request)
+            future = self._pool.submit(self._review, request, deadline)
         except RuntimeError:
             # The pool refuses work once the interpreter is exiting, and a stopping
             # gunicorn worker can still be finishing requests then: decide here.
@@ -131,19 +134,21 @@ class AdmissionService:
     def _decide_in_this_thread(self, request: reviews.Request) -> admission.Result:
         """A decision without the deadline's pool (shutting down): still never a 500."""
         try:
-            return self._review(request)
+            return self._review(request, None)
         except Exception as error:
             log.exception("admitting %s unchanged after an internal error", request.uid)
             return admission.fail_open(request.uid, "internal-error", detail=repr(error))
 
-    def _review(self, request: reviews.Request) -> admission.Result:
+    def _review(self, request: reviews.Request, deadline: float | None) -> admission.Result:
+        """Decide; ``deadline`` (monotonic) is when the request stops waiting for the answer."""
         try:
             labels = self._namespaces.labels(request.namespace) if request.namespace else {}
         except Exception as error:
             log.warning("admitting %s unchanged: namespace %s unreadable: %s", request.uid, request.namespace, error)
             return admission.fail_open(request.uid, "namespace-unreadable")
         return admission.review(
-            request, knowledge=self._knowledge(labels), decide=self._evaluate, energy_kwh=self._energy_kwh
+            request, knowledge=self._knowledge(labels), decide=functools.partial(self._evaluate, deadline=deadline),
+            energy_kwh=self._energy_kwh,
         )
 
     def _parsed_grid(self, grid: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -164,9 +169,13 @@ class AdmissionService:
             grid_series=self._parsed_grid(grid),
         )
 
-    def _evaluate(self, policy_input: Mapping[str, Any]) -> Any:
+    def _evaluate(self, policy_input: Mapping[str, Any], *, deadline: float | None) -> Any:
+        """The decision; waiting for a free engine no longer than the request waits for it."""
+        wait_s = None if deadline is None else deadline - time.monotonic()
         try:
-            return self.engine.evaluate(DECISION_PATH, policy_input)
+            return self.engine.evaluate(DECISION_PATH, policy_input, wait_s=wait_s)
+        except engine_errors.EngineBusyError as error:
+            raise admission.DeadlinePassed(f"policy engine: {error}") from error
         except Exception as error:
             raise admission.DecisionError(f"policy engine: {error}") from error
 

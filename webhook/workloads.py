@@ -27,6 +27,16 @@ TEAM = PREFIX + "team"
 KUEUE_QUEUE_NAME = "kueue.x-k8s.io/queue-name"
 KUEUE_ADMISSION_GATED_BY = "kueue.x-k8s.io/admission-gated-by"
 
+# What a workload's own fields may cost (docs/webhook.md, "Caps"): whatever the object
+# carries, the policy is handed a bounded amount of it, so a decision stays well inside
+# the deadline. Each cap that bites becomes a parse error, which the policy shows as a
+# warning; nothing past a cap is silently half-used.
+MAX_LABELS = 64               # labels considered; past it, only carbongate.io/ ones
+MAX_ANNOTATIONS = 32          # carbongate.io/ annotations considered
+MAX_VALUE_CHARS = 1024        # characters of one carbongate.io/ annotation value
+MAX_REGIONS = 16              # regions considered from carbongate.io/regions
+MAX_REGION_CHARS = 63         # characters of one region name (a label value's limit)
+
 @dataclass(frozen=True)
 class Workload:
     """The facts of a Pod or Job that the policy and the planner use."""
@@ -49,12 +59,12 @@ class Workload:
 def read(kind: str, obj: Mapping[str, Any]) -> Workload:
     """Extract a ``Workload`` from a Pod or Job object, tolerating any shape."""
     metadata = _mapping(obj.get("metadata"))
-    annotations = _strings(metadata.get("annotations"))
     errors: list[str] = []
+    annotations = _considered(metadata.get("annotations"), errors)
     owner_kind, owner_name = _controller_owner(metadata)
     return Workload(
         kind=kind,
-        labels=_strings(metadata.get("labels")),
+        labels=_labels(_strings(metadata.get("labels")), errors),
         annotations=annotations,
         pod_spec=pod_spec(kind, obj),
         owner_kind=owner_kind,
@@ -62,7 +72,7 @@ def read(kind: str, obj: Mapping[str, Any]) -> Workload:
         template_decision=_template_decision(kind, obj),
         expected_duration_s=_duration(annotations, EXPECTED_DURATION, errors),
         max_delay_s=_duration(annotations, MAX_DELAY, errors),
-        regions=_regions(annotations.get(REGIONS, "")),
+        regions=_regions(annotations.get(REGIONS, ""), errors),
         data_region=annotations.get(DATA_REGION) or None,
         data_gb=_data_gb(annotations, errors),
         parse_errors=tuple(errors),
@@ -102,10 +112,10 @@ def _template_decision(kind: str, obj: Mapping[str, Any]) -> str | None:
     """
     metadata = _mapping(obj.get("metadata"))
     if kind == "Pod":
-        value = _strings(metadata.get("annotations")).get(DECISION)
+        value = _str_or_none(_mapping(metadata.get("annotations")).get(DECISION))
         return value if value and _controller_owner(metadata)[0] == "Job" else None
     template = _mapping(_mapping(obj.get("spec")).get("template"))
-    return _strings(_mapping(template.get("metadata")).get("annotations")).get(DECISION)
+    return _str_or_none(_mapping(_mapping(template.get("metadata")).get("annotations")).get(DECISION))
 
 
 def _duration(annotations: Mapping[str, str], key: str, errors: list[str]) -> int | None:
@@ -118,8 +128,55 @@ def _duration(annotations: Mapping[str, str], key: str, errors: list[str]) -> in
         return None
 
 
-def _regions(text: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+def _labels(labels: dict[str, str], errors: list[str]) -> dict[str, str]:
+    """All labels, or past ``MAX_LABELS`` only carbongate's (the ones the policy classifies by)."""
+    if len(labels) <= MAX_LABELS:
+        return labels
+    errors.append(f"{len(labels)} labels, over {MAX_LABELS}: only the {PREFIX} ones are considered")
+    return {k: v for k, v in labels.items() if k.startswith(PREFIX)}
+
+
+def _considered(annotations: Any, errors: list[str]) -> dict[str, str]:
+    """The ``carbongate.io/`` annotations, at most ``MAX_ANNOTATIONS`` of them, none too long.
+
+    The policy reads no other annotation from here (the whole object is in its
+    input for a policy that wants more), and a value over ``MAX_VALUE_CHARS``
+    is ignored whole: a duration or a region list that long is no mistake.
+    """
+    considered: dict[str, str] = {}
+    for key, value in annotations.items() if isinstance(annotations, dict) else ():
+        if not (isinstance(key, str) and key.startswith(PREFIX) and isinstance(value, str)):
+            continue
+        if len(considered) == MAX_ANNOTATIONS:
+            errors.append(f"more than {MAX_ANNOTATIONS} {PREFIX} annotations; only the first "
+                          f"{MAX_ANNOTATIONS} are considered")
+            break
+        if len(value) > MAX_VALUE_CHARS:
+            errors.append(f"{key[:100]}: {len(value)} characters, over the limit of {MAX_VALUE_CHARS}; ignored")
+            continue
+        considered[key] = value
+    return considered
+
+
+def _regions(text: str, errors: list[str]) -> tuple[str, ...]:
+    """Distinct region names, at most ``MAX_REGIONS``, each at most ``MAX_REGION_CHARS``."""
+    regions: dict[str, None] = {}
+    too_long = 0
+    for part in text.split(","):
+        name = part.strip()
+        if not name or name in regions:
+            continue
+        if len(name) > MAX_REGION_CHARS:
+            too_long += 1
+        elif len(regions) == MAX_REGIONS:
+            errors.append(f"{REGIONS}: more than {MAX_REGIONS} regions; only the first {MAX_REGIONS} "
+                          "are considered")
+            break
+        else:
+            regions[name] = None
+    if too_long:
+        errors.append(f"{REGIONS}: {too_long} region name(s) over {MAX_REGION_CHARS} characters ignored")
+    return tuple(regions)
 
 
 def _data_gb(annotations: Mapping[str, str], errors: list[str]) -> float:

@@ -4,7 +4,8 @@
  * Why not libfaketime: Debian's libfaketime 0.9.10 also shifts the clocks behind
  * time.sleep and threading.Event.wait, which hangs this test suite. carbongate's
  * tests only need "what time is it" to answer differently, so this shim adds a fixed
- * offset (CARBONGATE_CLOCK_OFFSET_S, whole seconds, may be negative) to
+ * offset (SHIFTED_CLOCK_OFFSET_S, whole seconds, may be negative; not CARBONGATE_-prefixed, since
+ * tests strip those from the environments of the processes they start) to
  * clock_gettime(CLOCK_REALTIME*), time() and gettimeofday(), and leaves every
  * monotonic clock, sleep and timed wait alone. Every process of a run reads the same
  * offset from its environment, so servers, clients and databases agree on the time.
@@ -24,7 +25,7 @@ static long long offset_s(void) {
     static int read = 0;
     static long long value = 0;
     if (!read) {
-        const char *text = getenv("CARBONGATE_CLOCK_OFFSET_S");
+        const char *text = getenv("SHIFTED_CLOCK_OFFSET_S");
         value = text ? atoll(text) : 0;
         read = 1;
     }

@@ -68,7 +68,7 @@ def test_grid_plot_writes_a_png(snapshot_file: Path, tmp_path: Path, capsys: pyt
 
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 20_000
-    assert f"wrote {out}" in capsys.readouterr().out
+    assert f"wrote {out.resolve()}" in capsys.readouterr().out
 
 
 def test_grid_plot_of_an_unknown_region_names_the_known_ones(
@@ -133,3 +133,45 @@ def test_python_dash_m_carbon_feed_is_the_feed_command(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert contract.load_snapshot(tmp_path / ".state" / "grid-snapshot.json")["regions"]["GB"]["source"] == "trace"
+
+
+# Layouts `simulate --grid` reads that grid show/plot and review --grid used to refuse.
+LAYOUTS = ROOT / "tests" / "fixtures" / "simulate"
+WATTTIME = LAYOUTS / "watttime2023_caiso-north_actual_2023-06-08_2d.csv"   # time,Caiso_North
+EIA930 = LAYOUTS / "PJM_NG_avgCI_2022_2022-03-09_10d.csv"                   # timestamp,WND,...,avg_CI
+WIDE = LAYOUTS / "ci_lca_2022_hourly_123zones_2022-01-01_4d.csv"            # 123 zones, one column each
+
+
+def test_grid_show_reads_every_layout_the_replay_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["grid", "show", "--grid", str(WATTTIME), str(EIA930), str(WIDE),
+                     "--now", "2023-06-08T12:00:00Z"])
+    assert code == 0
+    regions = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert regions[:2] == ["CAISO_NORTH", "PJM"] and "DE" in regions and len(regions) == 2 + 124
+
+
+def test_grid_plot_without_out_names_the_file_it_wrote(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["grid", "plot", "--grid", str(WATTTIME), "--region", "Caiso_North",
+                     "--now", "2023-06-08T12:00:00Z"])
+    assert code == 0
+    assert (tmp_path / "grid.png").stat().st_size > 0
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'grid.png'} (choose the file with --out)"
+
+
+def test_grid_show_takes_a_relative_now_and_refuses_a_date(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["grid", "show", "--grid", str(WATTTIME), "--now", "now-2h"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["grid", "show", "--grid", str(WATTTIME), "--now", "2026-11-22"])
+    assert exit.value.code == 2
+    assert "is a date, not an instant" in capsys.readouterr().err
+
+
+def test_review_decides_on_a_watttime_trace(capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = ROOT / "examples" / "nightly-train" / "nightly-train.yaml"
+    assert cli.main(["review", str(manifest), "--grid", str(WATTTIME), "--now", "2023-06-08T12:00:00Z",
+                     "--json"]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["home_region"] == "CAISO_NORTH" and outcome["decision"]["action"]

@@ -50,7 +50,7 @@ def test_deferred_and_release_all_work_from_a_config_file(tmp_path: Path, capsys
         served.api.seed(builders.gated_pod("train", not_before=START, deadline=None))
         config = tmp_path / "carbongate.toml"
         config.write_text(f'[kube]\napi_url = "{served.url}"\n', encoding="utf-8")
-        assert cli.main(["deferred", "--config", str(config)]) == 0
+        assert cli.main(["deferred", "--config", str(config), "-n", "ml-team"]) == 0
         assert "train" in capsys.readouterr().out
         assert cli.main(["--config", str(config), "release", "--all"]) == 0
         assert workloads.gates(served.api.get("Pod", "ml-team", "train")) == []

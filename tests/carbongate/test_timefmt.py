@@ -49,3 +49,24 @@ def test_read_time_names_what_was_wrong(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         timefmt.read_time(text, "--now")
     assert timefmt.read_time("2026-11-22T13:00:00Z", "--now") == datetime(2026, 11, 22, 13, tzinfo=UTC)
+
+
+AT = datetime(2026, 11, 22, 17, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("now", AT), ("now-2h", AT - timedelta(hours=2)), ("now+1h30m", AT + timedelta(minutes=90)),
+    ("2026-11-22T13:00:00Z", datetime(2026, 11, 22, 13, tzinfo=UTC)),
+    ("2026-11-22T14:00:00+01:00", datetime(2026, 11, 22, 13, tzinfo=UTC)),
+])
+def test_instants_on_the_command_line_are_rfc3339_or_relative_to_now(text: str, expected: datetime) -> None:
+    assert timefmt.parse_instant(text, now=AT) == expected
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("yesterday", "now-2h"), ("2026-11-22", "is a date, not an instant"),
+    ("2026-11-22T13:00:00", "no time zone"), ("now-2x", "not a duration"),
+])
+def test_unreadable_instants_say_what_is_accepted(text: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        timefmt.parse_instant(text, now=AT)

@@ -1,7 +1,7 @@
 """Fixtures for the controller: an API double, a hand-driven clock, the real engine.
 
 The policy engine is the real embedded OPA engine, loaded with the release
-policy and what it imports (shared libraries, freshness, the platform config)
+and interrupt policies and what they import (shared libraries, freshness, the platform config)
 copied from ``policies/rego``: the whole directory would also compile every
 admission policy, which these tests neither exercise nor should wait for.
 """
@@ -27,8 +27,8 @@ from tests.support import kube_api
 
 # 2023-11-22 12:00 UTC: GB at 193 gCO2/kWh, falling under 150 at 20:00 (demo trace).
 START = datetime(2023, 11, 22, 12, tzinfo=UTC)
-RELEASE_POLICY_PARTS = ("carbongate/release", "carbongate/lib", "carbongate/config",
-                        "carbongate/admission/freshness")
+RELEASE_POLICY_PARTS = ("carbongate/release", "carbongate/interrupt", "carbongate/lib",
+                        "carbongate/config", "carbongate/admission/freshness")
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +42,8 @@ def release_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def release_engine(release_policy_dir: Path) -> Iterator[engine_mod.PolicyEngine]:
     built = embedded.EmbeddedEngine(policy_dir=release_policy_dir, pool_size=1,
-                                    entry_points=(engine_mod.RELEASE_DECISION,))
+                                    entry_points=(engine_mod.RELEASE_DECISION,
+                                                  engine_mod.INTERRUPT_DECISION))
     yield built
     built.close()
 

@@ -1,16 +1,15 @@
-"""Helpers the deploy tests share: the renderer module, object lookup, pod specs."""
+"""Helpers the deploy tests share: rendering with kubectl kustomize, object lookup, pod specs."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shutil
-import sys
+import subprocess
 from collections.abc import Iterator, Sequence
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any, cast
+
+import yaml
 
 from carbongate import cli as carbongate_cli
 
@@ -18,21 +17,25 @@ REPO = Path(__file__).resolve().parents[2]
 Resource = dict[str, Any]
 
 
-@cache
-def renderer() -> ModuleType:
-    """deploy/render.py, a script rather than a package, loaded by path."""
-    path = REPO / "deploy" / "render.py"
-    spec = importlib.util.spec_from_file_location("carbongate_deploy_render", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def kubectl() -> str:
+    """kubectl, whose built-in kustomize renders the manifests; installed on every
+    development machine and in CI (docs/deploy.md names the version)."""
+    found = shutil.which("kubectl")
+    assert found, "kubectl is not installed: the deploy tests render with its kustomize (docs/deploy.md)"
+    return found
 
 
-def kubectl() -> str | None:
-    """A kubectl with kustomize built in, where one is installed."""
-    return shutil.which("kubectl")
+def kustomize(directory: Path) -> list[Resource]:
+    """``kubectl kustomize DIRECTORY`` as objects."""
+    done = subprocess.run([kubectl(), "kustomize", str(directory)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, f"kubectl kustomize {directory}: {done.stderr}"
+    return documents(done.stdout)
+
+
+def documents(text: str) -> list[Resource]:
+    """The objects of a YAML stream, empty documents dropped."""
+    return [document for document in yaml.safe_load_all(text) if document]
 
 
 def one(resources: Sequence[Resource], kind: str, name: str) -> Resource:

@@ -8,6 +8,7 @@ assume (non-root uid, the embedded OPA package, the wheel) on every machine.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from tests.deploy import support
 
@@ -73,15 +76,29 @@ def test_the_image_builds_and_runs_as_non_root() -> None:
     assert run.stdout.split()[0] == "10001"
 
 
-def test_the_build_is_multi_stage_from_a_pinned_slim_python() -> None:
+def _base_images() -> list[str]:
     instructions = _instructions()
     arguments = dict(re.findall(r"^(\w+)=(\S+)$", "\n".join(a for k, a in instructions if k == "ARG"),
                                 re.MULTILINE))
     bases = [a.split()[0] for k, a in instructions if k == "FROM"]
-    assert len(bases) >= 2
-    for base in bases:
-        image = re.sub(r"\$\{(\w+)\}", lambda m: arguments[m.group(1)], base)
-        assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", image), image
+    return [re.sub(r"\$\{(\w+)\}", lambda m: arguments[m.group(1)], base) for base in bases]
+
+
+def test_the_build_is_multi_stage_from_a_slim_python_pinned_by_digest() -> None:
+    images = _base_images()
+    assert len(images) >= 2
+    for image in images:
+        assert re.fullmatch(r"python:3\.\d+(\.\d+)?-slim(-\w+)?@sha256:[0-9a-f]{64}", image), image
+
+
+def test_the_image_python_is_one_the_embedded_engine_accepts() -> None:
+    """So pip installs the engine as a declared dependency there, no --ignore-requires-python."""
+    accepted = SpecifierSet(importlib.metadata.metadata("opa-golib-python-bindings")["Requires-Python"])
+    for image in _base_images():
+        found = re.match(r"python:(\d+\.\d+)", image)
+        assert found and found.group(1) + ".0" in accepted, image
+    runs = " ".join(a for k, a in _instructions() if k == "RUN")
+    assert "--ignore-requires-python" not in runs
 
 
 def test_the_final_stage_runs_as_the_uid_the_manifests_require(dev: list[dict[str, Any]]) -> None:
@@ -96,12 +113,27 @@ def test_the_final_stage_runs_as_the_uid_the_manifests_require(dev: list[dict[st
                 assert pod["securityContext"]["runAsUser"] == int(uid)
 
 
-def test_the_project_goes_in_as_a_wheel_with_the_embedded_opa_engine_of_the_makefile() -> None:
-    runs = " ".join(a for k, a in _instructions() if k == "RUN")
-    assert "build --wheel" in runs and ".whl" in runs
+def test_the_project_goes_in_as_a_wheel_and_every_install_is_constrained() -> None:
+    runs = [a for k, a in _instructions() if k == "RUN"]
+    assert any("pip wheel" in r for r in runs) and any(".whl" in r for r in runs)
+    installs = [part for run in runs for part in run.split("&&") if "pip install" in part]
+    assert installs and all("-c constraints.txt" in part for part in installs), installs
+
+
+def test_the_makefile_installs_with_the_constraints_and_they_pin_the_engine() -> None:
     makefile = (support.REPO / "Makefile").read_text(encoding="utf-8")
-    (pinned,) = set(re.findall(r"opa-golib-python-bindings==[\w.]+", makefile))
-    assert f"--ignore-requires-python {pinned}" in runs
+    installs = [line for line in makefile.splitlines() if "pip install" in line and not line.startswith("#")]
+    assert installs and all("-c constraints.txt" in line for line in installs), installs
+    pins = dict(line.split("==", 1) for line in (support.REPO / "constraints.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    project = tomllib.loads((support.REPO / "pyproject.toml").read_text())
+    (engine,) = [d for d in project["project"]["dependencies"] if d.startswith("opa-golib-python-bindings")]
+    requirement = Requirement(engine)
+    assert requirement.specifier == SpecifierSet("==" + pins["opa-golib-python-bindings"])
+    assert str(requirement.marker) == 'python_version >= "3.14"'
+    # Everything pyproject.toml depends on is pinned.
+    names = {Requirement(d).name.lower() for d in project["project"]["dependencies"]}
+    assert names <= {name.lower().replace("_", "-") for name in pins}
 
 
 def test_home_is_writable_under_a_read_only_root() -> None:
@@ -118,10 +150,9 @@ def test_the_final_stage_copies_only_the_virtualenv() -> None:
 def test_dockerignore_keeps_secrets_and_local_state_out_but_not_the_code() -> None:
     ignored = {line.strip() for line in (support.REPO / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
-    assert {".git", ".venv", ".dev-certs", "deploy/overlays/dev/certs",
-            "deploy/overlays/dev/opa-tokens.env"} <= ignored
+    assert {".git", ".venv", ".dev-certs", "build", "dist"} <= ignored
     project = tomllib.loads((support.REPO / "pyproject.toml").read_text())
     packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
-    needed = packages | {"pyproject.toml", "README.md", "examples", "examples/grid"}
+    needed = packages | {"pyproject.toml", "README.md", "constraints.txt", "carbongate/demo_grid"}
     assert not needed & ignored
-    assert all(Path(support.REPO / p).exists() for p in ("README.md", "examples/grid"))
+    assert all(Path(support.REPO / p).exists() for p in needed - packages)

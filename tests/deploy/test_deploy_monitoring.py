@@ -226,6 +226,28 @@ def test_scrape_annotations_name_a_declared_port(rendered: Mapping[str, list[dic
         assert int(annotations["prometheus.io/port"]) in ports
 
 
+def test_the_webhook_pod_annotations_scrape_the_webhooks_own_metrics(
+    rendered: Mapping[str, list[dict[str, Any]]],
+) -> None:
+    """Annotation scraping names one port per pod: it must be the webhook's /metrics (HTTPS)."""
+    deployment = support.one(rendered["dev"], "Deployment", "carbongate-webhook")
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    webhook = support.container(deployment, "webhook")
+    (https,) = [p for p in webhook["ports"] if p["name"] == "https"]
+    assert int(annotations["prometheus.io/port"]) == https["containerPort"]
+    assert annotations["prometheus.io/scheme"] == "https"
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_kube_prometheus_stack_selects_the_monitor_and_the_rules(
+    rendered: Mapping[str, list[dict[str, Any]]],
+) -> None:
+    """Its Prometheus selects ServiceMonitors and PrometheusRules by `release: <Helm release>`."""
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        labels = support.one(rendered["monitoring"], kind, "carbongate")["metadata"]["labels"]
+        assert labels["release"] == "kube-prometheus-stack", kind
+
+
 def test_the_dashboard_ships_as_a_config_map_grafana_picks_up(
     rendered: Mapping[str, list[dict[str, Any]]],
 ) -> None:
@@ -251,3 +273,21 @@ def test_the_certificate_alerts_warn_at_fourteen_days_and_page_at_three(
               if "carbongate_webhook_certificate_expiry_seconds" in metric_names(r["expr"])}
     assert {(r["labels"]["severity"], r["expr"].split("<")[1].strip()) for r in expiry.values()} == {
         ("warning", "14 * 86400"), ("critical", "3 * 86400")}
+
+
+def test_intensity_per_region_comes_first_and_decisions_filter_by_mode(dashboard: dict[str, Any]) -> None:
+    charts = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert "carbongate_grid_intensity_g_per_kwh" in charts[0]["targets"][0]["expr"]
+    mode = next(v for v in dashboard["templating"]["list"] if v["name"] == "mode")
+    assert mode["query"]["query"] == "label_values(carbongate_admission_decisions_total, mode)"
+    decisions = [q for q in _queries(dashboard) if "carbongate_admission_decisions_total" in q]
+    assert decisions and all('mode=~"$mode"' in q for q in decisions)
+
+
+def test_the_fail_open_panel_sits_beside_the_api_servers_webhook_metrics(dashboard: dict[str, Any]) -> None:
+    def panel(metric: str) -> dict[str, Any]:
+        return next(p for p in dashboard["panels"] if any(metric in t["expr"] for t in p.get("targets", [])))
+
+    ours = panel("carbongate_fail_open_total")["gridPos"]
+    theirs = panel("apiserver_admission_webhook_fail_open_count")["gridPos"]
+    assert ours["y"] == theirs["y"] and ours["x"] + ours["w"] == theirs["x"]

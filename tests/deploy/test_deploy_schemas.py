@@ -72,7 +72,8 @@ def test_every_resource_file_in_deploy_is_listed_by_a_kustomization() -> None:
     patches: set[Path] = set()
     for kustomization in (support.REPO / "deploy").rglob("kustomization.yaml"):
         spec = yaml.safe_load(kustomization.read_text(encoding="utf-8"))
-        patches |= {(kustomization.parent / p["path"]).resolve() for p in spec.get("patches") or []}
+        patches |= {(kustomization.parent / p["path"]).resolve() for p in spec.get("patches") or []
+                    if "path" in p}
     yaml_files = {p.resolve() for p in (support.REPO / "deploy").rglob("*.yaml")
                   if p.name != "kustomization.yaml"}
     generator_inputs = {(support.REPO / "deploy/base/governance/budgets.yaml").resolve(),

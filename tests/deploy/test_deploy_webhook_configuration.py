@@ -7,7 +7,6 @@ those properties for every overlay.
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
@@ -93,12 +92,6 @@ def test_the_webhook_is_called_through_its_service_on_mutate(dev: list[dict[str,
     named = {p["name"]: p["containerPort"] for p in support.container(deployment, "webhook")["ports"]}
     assert named[port["targetPort"]] == 8443
     assert service_ref["path"] == "/mutate"
-
-
-def test_dev_ca_bundle_is_the_generated_ca_certificate(tree: Path, dev: list[dict[str, Any]]) -> None:
-    (webhook,) = support.one(dev, "MutatingWebhookConfiguration", "carbongate")["webhooks"]
-    bundle = base64.b64decode(webhook["clientConfig"]["caBundle"])
-    assert bundle == (tree / "deploy" / "overlays" / "dev" / "certs" / "ca.crt").read_bytes()
 
 
 def test_dev_secret_never_carries_the_ca_key(dev: list[dict[str, Any]]) -> None:

@@ -13,7 +13,8 @@ from tests.deploy import support, test_deploy_settings
 from webhook import server
 
 DEPLOYMENTS = ("carbongate-webhook", "carbongate-deferral", "carbongate-governance")
-OPA_IMAGE = re.compile(r"^openpolicyagent/opa:1\.\d+\.\d+-static$")
+# The official static build by tag; prod adds the digest (what the kubelet pulls).
+OPA_IMAGE = re.compile(r"^openpolicyagent/opa:1\.\d+\.\d+-static(@sha256:[0-9a-f]{64})?$")
 
 
 @pytest.fixture(params=["dev", "prod"])
@@ -57,6 +58,57 @@ def test_images_are_pinned(overlay: list[dict[str, Any]], name: str) -> None:
     for container in support.containers(support.one(overlay, "Deployment", name)):
         image = container["image"]
         assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), image
+
+
+def test_prod_pins_opa_by_digest(prod: list[dict[str, Any]]) -> None:
+    opa = support.container(support.one(prod, "Deployment", "carbongate-webhook"), "opa")
+    assert re.fullmatch(r"openpolicyagent/opa:[\w.-]+@sha256:[0-9a-f]{64}", opa["image"]), opa["image"]
+
+
+def test_governance_has_a_budget_that_never_blocks_a_drain_and_spreads(overlay: list[dict[str, Any]]) -> None:
+    deployment = support.one(overlay, "Deployment", "carbongate-governance")
+    budget = support.one(overlay, "PodDisruptionBudget", "carbongate-governance")
+    # maxUnavailable, not minAvailable: one SQLite replica must still drain.
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": budget["spec"]["selector"]}
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (spread,) = support.pod_spec(deployment)["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"]["matchLabels"].items() <= labels.items()
+
+
+def test_deferral_probes_ask_about_its_loops_not_metrics(overlay: list[dict[str, Any]]) -> None:
+    controller = support.container(support.one(overlay, "Deployment", "carbongate-deferral"), "controller")
+    assert controller["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert controller["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    ports = {p["name"] for p in controller["ports"]}
+    assert {controller["livenessProbe"]["httpGet"]["port"], controller["readinessProbe"]["httpGet"]["port"]} <= ports
+
+
+def test_only_the_api_server_and_prometheus_reach_the_webhook(overlay: list[dict[str, Any]]) -> None:
+    deployment = support.one(overlay, "Deployment", "carbongate-webhook")
+    policy = support.one(overlay, "NetworkPolicy", "carbongate-webhook")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    declared = {p["name"] for c in support.containers(deployment) for p in c.get("ports", [])}
+    api_server, prometheus = policy["spec"]["ingress"]
+    # The API server: the webhook port only, from address blocks (it is no pod).
+    assert [p["port"] for p in api_server["ports"]] == ["https"]
+    assert all(set(peer) == {"ipBlock"} for peer in api_server["from"])
+    # Prometheus pods: the metrics ports, nothing else.
+    assert {p["port"] for p in prometheus["ports"]} <= declared
+    (peer,) = prometheus["from"]
+    assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    # No rule opens a port the pod does not declare, and OPA's REST API (8181) stays closed.
+    opened = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert opened <= declared and 8181 not in opened
+
+
+def test_on_kind_pods_are_kept_off_the_webhook_port(dev: list[dict[str, Any]]) -> None:
+    policy = support.one(dev, "NetworkPolicy", "carbongate-webhook")
+    blocks = [peer["ipBlock"] for peer in policy["spec"]["ingress"][0]["from"]]
+    assert {"cidr": "0.0.0.0/0", "except": ["10.244.0.0/16"]} in blocks
 
 
 def test_webhook_has_two_replicas_or_more_a_budget_and_spreads_across_nodes(
@@ -115,7 +167,7 @@ def test_webhook_pod_runs_webhook_opa_and_feed(overlay: list[dict[str, Any]]) ->
 
 
 def test_every_referenced_config_map_and_secret_exists_or_is_documented(
-    overlay: list[dict[str, Any]], tree: Path, tmp_path: Path,
+    overlay: list[dict[str, Any]], tmp_path: Path,
 ) -> None:
     """Names a pod needs must be rendered, or be one the overlay says to create first."""
     names = {(r["kind"], r["metadata"]["name"]) for r in overlay}
@@ -124,7 +176,7 @@ def test_every_referenced_config_map_and_secret_exists_or_is_documented(
     # Governance writes its budgets ConfigMap itself (test_deploy_settings checks that it
     # is the one the webhook mounts, and optionally).
     names.add(("ConfigMap", _published_budgets(overlay, tmp_path)))
-    kustomization = (tree / "deploy" / "overlays" / ("prod" if _is_prod(overlay) else "dev")
+    kustomization = (support.REPO / "deploy" / "overlays" / ("prod" if _is_prod(overlay) else "dev")
                      / "kustomization.yaml").read_text(encoding="utf-8")
     for name in DEPLOYMENTS:
         spec = support.pod_spec(support.one(overlay, "Deployment", name))

@@ -134,3 +134,48 @@ def admission_review() -> dict[str, object]:
         "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
         "object": pod, "oldObject": None, "dryRun": False,
         "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}}}
+
+
+# ---------------------------------------------------------------- the report never writes
+
+
+def _tables_and_versions(path: Path) -> tuple[list[str], list[int]]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        tables = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+    return tables, versions
+
+
+def test_the_report_refuses_an_old_schema_and_never_migrates_it(
+        tmp_path: Path, budgets_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A ledger at schema 1 (before append-only runs and mandate events) stays at schema 1."""
+    path = tmp_path / "old.db"
+    engine = ledger.create_engine(f"sqlite:///{path}")
+    assert ledger.migrate(engine, ledger.MIGRATIONS[:1]) == [1]
+    engine.dispose()
+    before = _tables_and_versions(path)
+    assert cli.main(report_argv(f"sqlite:///{path}", budgets_file)) == 2
+    err = capsys.readouterr().err
+    assert "has schema version 1, this carbongate reads 3" in err and "never migrates" in err
+    assert _tables_and_versions(path) == before
+
+
+def test_the_report_reads_a_ledger_it_cannot_write(
+        database: str, budgets_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(database.removeprefix("sqlite:///"))
+    path.chmod(0o444)
+    try:
+        assert cli.main(report_argv(database, budgets_file)) == 0
+    finally:
+        path.chmod(0o644)
+    assert "650 kg" in capsys.readouterr().out
+
+
+def test_the_report_does_not_create_a_missing_ledger(
+        tmp_path: Path, budgets_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "typo.db"
+    assert cli.main(report_argv(f"sqlite:///{missing}", budgets_file)) == 2
+    assert "no ledger at" in capsys.readouterr().err
+    assert not missing.exists()

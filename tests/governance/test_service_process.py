@@ -271,3 +271,24 @@ def run_service_and_check(kube: kube_api.RunningKubeApi, url: str, tmp_path: Pat
                             timeout=5).status_code == 400
     finally:
         assert service.terminate() == 0
+
+
+@pytest.mark.parametrize("kubeconfig", [None, "missing-kubeconfig.yaml"], ids=["none", "missing-file"])
+def test_governance_without_a_usable_kubeconfig_exits_2_with_a_clear_error(
+        tmp_path: Path, kubeconfig: str | None) -> None:
+    """Outside a cluster with no kubeconfig (or one that does not exist): one line, no traceback."""
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(("CARBONGATE_", "KUBERNETES_"))}
+    environment["CARBONGATE_GOVERNANCE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'ledger.db'}"
+    argv = [sys.executable, "-m", "governance", "--bind", f"127.0.0.1:{free_port()}"]
+    if kubeconfig:
+        argv += ["--kubeconfig", str(tmp_path / kubeconfig)]
+    finished = subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=60,
+                              cwd=tmp_path, check=False)
+    assert finished.returncode == 2, finished.stderr
+    assert "Traceback" not in finished.stderr and "ConfigException" not in finished.stderr
+    assert len(finished.stderr.strip().splitlines()) == 1, finished.stderr
+    if kubeconfig:
+        assert f"cannot use kubeconfig {tmp_path / kubeconfig}" in finished.stderr
+    else:
+        assert "cannot reach the Kubernetes API" in finished.stderr and "--kubeconfig" in finished.stderr

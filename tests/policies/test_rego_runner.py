@@ -228,3 +228,66 @@ def test_the_command_refuses_a_missing_directory(tmp_path: Path) -> None:
 def test_carbongate_policy_test_runs_the_shipped_policies(capsys: pytest.CaptureFixture[str]) -> None:
     assert carbongate_cli.main(["policy", "test"]) == 0
     assert " passed, 0 failed" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- pointing at the problem
+# On a copy of the shipped policies, as a platform team edits them.
+
+SHIPPED = Path(__file__).resolve().parents[2] / "policies" / "rego"
+
+
+@pytest.fixture
+def shipped_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(SHIPPED, tmp_path / "rego"))
+
+
+def test_a_syntax_error_is_shown_first_and_alone(shipped_copy: Path) -> None:
+    """One missing brace used to print dozens of knock-on FAIL lines before the real rego_parse_error."""
+    policy = shipped_copy / "carbongate" / "configcheck" / "configcheck.rego"
+    policy.write_text(policy.read_text().replace("known_modes := {", "known_modes := {{", 1))
+    code, text = run_cli("policy", "test", "--policy-dir", str(shipped_copy))
+    assert code == 1
+    lines = text.splitlines()
+    assert lines[0].startswith("FAIL carbongate/configcheck/configcheck.rego:14: parse: rego_parse_error")
+    assert not any(line.startswith("FAIL data.") or "_test.rego" in line for line in lines)
+    assert any("more failures not shown: they may follow from the errors above" in line for line in lines)
+    _, verbose = run_cli("policy", "test", "--policy-dir", str(shipped_copy), "-v")
+    assert "FAIL data.carbongate.configcheck_test" in verbose
+
+
+def test_config_problems_are_named_one_per_key(shipped_copy: Path) -> None:
+    import json
+
+    config_file = shipped_copy / "carbongate" / "config" / "data.json"
+    config = json.loads(config_file.read_text())
+    config["tiers"]["3"]["max_delay_s"] = -5
+    config["tiers"]["2"]["threshold_g_per_kwh"] = "200"
+    config["default_mode"] = "denny"
+    config_file.write_text(json.dumps(config))
+    code, text = run_cli("policy", "test", "--policy-dir", str(shipped_copy))
+    assert code == 1
+    for message in ("tiers.3.max_delay_s must be a number >= 0", "tiers.2.threshold_g_per_kwh must be a number >= 0",
+                    "default_mode is not one of enforce, warn, dryrun, off"):
+        assert f"FAIL carbongate/config/data.json: config: {message}" in text
+    assert "test_the_shipped_config_is_sound" not in text
+
+
+def test_json_and_junit_output_for_ci(policy_tree: PolicyTree, greeting_files: Files) -> None:
+    import json
+    import xml.etree.ElementTree as ET
+
+    root = policy_tree({**greeting_files, **BROKEN_FILES})
+    code, text = run_cli("policy", "test", "--policy-dir", str(root), "-o", "json")
+    document = json.loads(text)
+    assert code == 1 and document["ok"] is False
+    assert document["problems"][0]["kind"] == "compile" and document["problems"][0]["line"] == 5
+    assert {t["name"]: t["status"] for t in document["tests"]}["data.demo.greeting_test.test_greets_by_name"] == "pass"
+    code, text = run_cli("policy", "test", "--policy-dir", str(root), "-o", "junit")
+    xml = ET.fromstring(text)
+    assert code == 1 and xml.get("errors") == "1"
+    error = next(xml.iter("error"))
+    assert "unknown_variable is unsafe" in (error.text or "")
+    names = {case.get("name") for case in xml.iter("testcase")}
+    assert names >= {"test_greets_by_name", "compile demo/broken/broken.rego:5"}

@@ -91,13 +91,16 @@ def dirty_now() -> datetime:
 
 @contextmanager
 def fuzz_target(directory: Path, *, now: datetime | None = None,
-                engine_kind: str = "embedded", opa_url: str = "") -> Iterator[FuzzTarget]:
+                engine_kind: str = "embedded", opa_url: str = "",
+                policy_dir: Path | None = None) -> Iterator[FuzzTarget]:
     now = now or dirty_now()
     grid.write(directory / "grid.json", grid.build(now))
     (directory / "budgets.json").write_text(json.dumps(budgets(now)))
     engine_section: dict[str, Any] = {"kind": engine_kind}
     if opa_url:
         engine_section["opa_url"] = opa_url
+    if policy_dir is not None:
+        engine_section["policy_dir"] = str(policy_dir)
     settings = settings_mod.load(environ={}, overrides={
         "engine": engine_section,
         "grid": {"snapshot_path": str(directory / "grid.json")},

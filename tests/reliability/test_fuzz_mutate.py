@@ -155,3 +155,81 @@ def test_a_tier3_pod_at_a_dirty_hour_is_gated_with_a_valid_patch(target: fuzz_ta
     assert "patch" in response["response"], response
     patched = assert_patch_is_sound(review["request"]["object"], response)
     assert {"name": checks.GATE} in patched["spec"]["schedulingGates"]
+
+
+# --- issue 15: what a workload's own fields may cost ------------------------------------
+
+def tier3_pod(annotations: dict[str, str], **metadata: Any) -> dict[str, Any]:
+    pod = strategies.fixture(strategies.POD_FIXTURES[-1])["request"]["object"]
+    pod["metadata"]["ownerReferences"] = []
+    pod["metadata"]["annotations"] = {"carbongate.io/max-delay": "24h", **annotations}
+    pod["metadata"].update(metadata)
+    return pod
+
+
+def decided_on_own_fields(target: fuzz_target.FuzzTarget, pod: dict[str, Any]) -> dict[str, Any]:
+    """A decision, not a fail-open: the workload's own fields must not push it past the deadline.
+
+    The first try may be late on a loaded machine (another process's burst); a cost that
+    comes from the object misses every time, so three tries tell the two apart.
+    """
+    for attempt in range(3):
+        review = strategies.review_of(pod, namespace="batch-enforce", uid=f"own-{attempt}", dry_run=False)
+        response = decided(target, review)
+        if checks.fail_open_reason(response) is None:
+            return response
+    raise AssertionError(f"failed open three times: {response}")
+
+
+@pytest.mark.parametrize("annotations", [
+    {"carbongate.io/regions": ",".join(f"zz-{i}" for i in range(20_000))},  # 132 KB, the issue's case
+    {"carbongate.io/regions": ",".join(f"r{i}" for i in range(300))[:1000]},
+    {"example.com/blob": "x" * 2_900_000},
+    {f"example.com/a{i}": "v" * 100 for i in range(20_000)},
+    {f"carbongate.io/x{i}": "v" for i in range(20_000)},
+], ids=["20000-regions", "300-regions", "a-2.9MB-annotation", "20000-annotations", "20000-carbongate-keys"])
+def test_a_workloads_own_annotations_cannot_force_a_fail_open_or_a_flood_of_warnings(
+        target: fuzz_target.FuzzTarget, annotations: dict[str, str]) -> None:
+    """Issue 15: 20,000 unknown regions missed the deadline (admitted unchanged) and 1,000 gave
+    1,001 warnings; each cap that bites is said once in a warning."""
+    response = decided_on_own_fields(target, tier3_pod(annotations))
+    warnings = response["response"].get("warnings", [])
+    assert len(warnings) <= 12 and sum(map(len, warnings)) <= 4096
+    assert any("considered" in w or "ignored" in w or "over" in w for w in warnings), warnings
+
+
+def test_twenty_thousand_labels_are_decided(target: fuzz_target.FuzzTarget) -> None:
+    labels = {f"example.com/l{i}": "v" for i in range(20_000)}
+    labels["carbongate.io/team"] = "data"
+    response = decided_on_own_fields(target, tier3_pod({}, labels=labels))
+    assert any("labels" in w for w in response["response"]["warnings"])
+
+
+def deep(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = {"a": [value]}
+    return value
+
+
+def test_nesting_inside_the_object_beyond_the_bound_gets_a_400_not_a_traceback(
+        target: fuzz_target.FuzzTarget, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 15: ~330-980 levels parsed, then copy.deepcopy raised RecursionError: an
+    internal-error fail-open and a 141 KB traceback for a 5 KB request."""
+    pod = tier3_pod({})
+    pod["spec"]["junk"] = deep(300)  # 600 levels of objects and arrays
+    answer = target.review(strategies.review_of(pod, namespace="batch-enforce", uid="deep", dry_run=False))
+    assert answer.status == 400, answer.body[:300]
+    assert "nested too deeply" in answer.json()["error"]
+    assert not [r for r in caplog.records if r.exc_info or r.levelname in ("ERROR", "CRITICAL")]
+
+
+def test_nesting_just_within_the_bound_is_decided_and_patched(
+        target: fuzz_target.FuzzTarget, caplog: pytest.LogCaptureFixture) -> None:
+    pod = tier3_pod({})
+    pod["spec"]["junk"] = deep(46)  # the pod itself is 4 levels under the review: 96 in all
+    response = decided_on_own_fields(target, pod)
+    assert "patch" in response["response"]
+    patched = checks.apply(pod, checks.decoded_patch(response))
+    assert patched["spec"]["junk"] == pod["spec"]["junk"]
+    assert not [r for r in caplog.records if r.exc_info]

@@ -30,6 +30,7 @@ from policy_engine import errors, factory
 from tests.reliability import checks, fuzz_target, grid, strategies
 from tests.reliability.profiles import examples
 from webhook import admission, reviews, workloads
+from webhook import decisions as webhook_decisions
 
 ACTIONS = {"admit", "defer", "shift", "deny"}
 MODES = {"enforce", "warn", "dryrun", "off"}
@@ -159,3 +160,91 @@ def test_the_webhook_path_over_any_decision_input_answers_well_formed(
     assert checks.response_problems(dict(result.response), request.uid) == []
     if result.patch:
         checks.apply(request.object or {}, result.patch)
+
+
+# --- issue 15: whatever the policy answers, never a patch the API server refuses ----------
+
+_ANNOTATION_KEYS = st.one_of(
+    strategies.name_part.map(lambda name: "carbongate.io/" + name),  # valid
+    st.sampled_from(["carbongate.io/decision", "carbongate.io/region", "carbongate.io/bad key!",
+                     "carbongate.io/", "carbongate.io/" + "x" * 64, "example.com/x", "", "carbongate.io/a/b"]),
+    st.text(max_size=20),
+)
+_AFFINITY = st.one_of(
+    st.none(),
+    st.fixed_dictionaries({
+        "key": st.one_of(strategies.qualified_name, st.sampled_from(["not a valid key!!", "", "a/b/c"]),
+                         strategies.odd_values),
+        "values": st.one_of(st.lists(strategies.label_value, min_size=1, max_size=3),
+                            st.lists(st.one_of(st.text(max_size=70), strategies.odd_values), max_size=3),
+                            strategies.odd_values),
+    }),
+    strategies.odd_values,
+)
+policy_decisions = st.fixed_dictionaries(
+    {"action": st.one_of(st.sampled_from(sorted(ACTIONS)), strategies.odd_values)},
+    optional={
+        "mode": st.one_of(st.just("enforce"), st.sampled_from(sorted(MODES)), strategies.odd_values),
+        "warnings": st.one_of(st.lists(st.text(max_size=300), max_size=30), st.text(max_size=5),
+                              st.lists(strategies.odd_values, max_size=3)),
+        "message": st.one_of(st.text(max_size=100), strategies.odd_values),
+        "annotations": st.one_of(
+            st.dictionaries(_ANNOTATION_KEYS, st.one_of(st.text(max_size=50), strategies.odd_values), max_size=6),
+            strategies.odd_values),
+        "node_affinity": _AFFINITY,
+    },
+)
+
+
+@examples(300)
+@given(review=strategies.valid_reviews(), decision=st.deferred(
+    lambda: st.one_of(policy_decisions, applicable_decisions, strategies.odd_values)))
+def test_any_decision_a_policy_returns_gives_a_patch_the_api_server_accepts_or_none(
+        policy: Policy, review: dict[str, Any], decision: Any) -> None:
+    """Random policy output through the patch builder: a broken decision admits unchanged
+    (``invalid-decision``); an applicable one patches into an object that passes the
+    Kubernetes 1.30 schema and the API server's key and value syntax rules."""
+    request = reviews.parse(json.dumps(review).encode())
+    result = admission.review(request, knowledge=policy.knowledge, decide=lambda document: decision,
+                              energy_kwh=lambda obj, seconds: 0.4)
+    response = dict(result.response)
+    assert checks.response_problems(response, request.uid) == []
+    event(f"fail-open: {result.fail_open}" if result.fail_open else "patched" if result.patch else "no patch")
+    if result.fail_open:
+        assert result.fail_open == "invalid-decision" and not result.patch
+        assert response["response"]["allowed"] is True
+        return
+    if not result.patch:
+        return
+    original = request.object or {}
+    patched = checks.apply(original, result.patch)
+    assert checks.schema_problems(patched) == []
+    assert checks.api_problems(patched) == []
+    assert checks.ownership_problems(original, patched) == []
+
+
+applicable_decisions = st.fixed_dictionaries({
+    "action": st.sampled_from(["defer", "shift"]),
+    "mode": st.just("enforce"),
+    "warnings": st.lists(st.text(max_size=300), max_size=30),
+    "annotations": st.dictionaries(strategies.name_part.map(lambda name: "carbongate.io/" + name),
+                                   st.one_of(st.text(max_size=50), st.none()), max_size=6),
+    "node_affinity": st.one_of(st.none(), st.fixed_dictionaries({
+        "key": strategies.qualified_name,
+        "values": st.lists(strategies.label_value, min_size=1, max_size=3)})),
+})
+
+
+@examples(100)
+@given(review=strategies.valid_reviews(), decision=applicable_decisions)
+def test_an_applicable_decision_is_applied_not_refused(
+        policy: Policy, review: dict[str, Any], decision: dict[str, Any]) -> None:
+    """The other half: the checks refuse only what cannot be applied."""
+    assert webhook_decisions.problems(decision) == []
+    request = reviews.parse(json.dumps(review).encode())
+    result = admission.review(request, knowledge=policy.knowledge, decide=lambda document: decision,
+                              energy_kwh=lambda obj, seconds: 0.4)
+    assert result.fail_open != "invalid-decision"
+    if result.patch:
+        patched = checks.apply(request.object or {}, result.patch)
+        assert checks.schema_problems(patched) == [] and checks.api_problems(patched) == []

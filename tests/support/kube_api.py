@@ -47,6 +47,22 @@ unchanged. It follows these sections of the Kubernetes API reference
   (Kueue KEP-6915, normally a webhook of Kueue's): a comma-separated list of
   controller names that cannot be added after creation and may afterwards
   only lose names, or the whole annotation.
+* Job suspension, as the Job concept page documents it ("Suspending a Job",
+  KEP-2232) and the Job controller implements it: the double plays the Job
+  controller's part synchronously, as a separate status write (its own
+  resourceVersion and MODIFIED event) right after the write that changed
+  ``spec.suspend``. A Job that runs (created unsuspended, or resumed) gets
+  ``status.startTime`` set to now (reset on every resume, which is what
+  restarts the ``activeDeadlineSeconds`` timer), ``status.active`` =
+  ``parallelism`` less finished work, and a ``Suspended`` condition turned
+  ``False`` (reason ``JobResumed``) if it had one; suspending terminates the
+  active pods (``status.active`` 0) and sets the ``Suspended`` condition
+  ``True`` (reason ``JobSuspended``) while keeping ``succeeded`` and, for
+  ``completionMode: Indexed``, ``completedIndexes``: finished indexes are not
+  run again. ``finish_job`` and ``complete_indexes`` stand for pods
+  succeeding; ``enforce_active_deadlines`` fails a running Job whose
+  ``activeDeadlineSeconds`` has passed since ``startTime`` (condition
+  ``Failed``, reason ``DeadlineExceeded``), as the Job controller does.
 
 It is a double, not an emulator: no admission chain, no defaulting beyond
 uid / creationTimestamp / resourceVersion / generation, no garbage
@@ -262,6 +278,91 @@ class FakeKubeApi:
     def remove(self, kind: str, namespace: str, name: str) -> None:
         self.delete(self._resource_by_kind(kind), namespace, name)
 
+    # -- the Job controller's part (see the module docstring) -----------------
+
+    def finish_job(self, namespace: str, name: str) -> JsonObject:
+        """Every pod succeeded: ``Complete``, ``completionTime``, no active pods."""
+        def done(job: JsonObject) -> None:
+            status = job.setdefault("status", {})
+            spec = job.get("spec", {})
+            completions = int(spec.get("completions") or 1)
+            status.update(active=0, succeeded=completions, completionTime=self._now_text())
+            if spec.get("completionMode") == "Indexed":
+                status["completedIndexes"] = f"0-{completions - 1}" if completions > 1 else "0"
+            status["conditions"] = [c for c in status.get("conditions", [])
+                                    if c.get("type") != "Suspended"] + [
+                self._condition("Complete", "True", "CompletionsReached",
+                                "Reached expected number of succeeded pods")]
+        return self.mutate("Job", namespace, name, done)
+
+    def complete_indexes(self, namespace: str, name: str, indexes: list[int]) -> JsonObject:
+        """The pods of these indexes of an Indexed Job succeeded."""
+        def done(job: JsonObject) -> None:
+            status = job.setdefault("status", {})
+            finished = sorted(set(_indexes(status.get("completedIndexes", ""))) | set(indexes))
+            status["completedIndexes"] = _index_text(finished)
+            status["succeeded"] = len(finished)
+            if not job["spec"].get("suspend"):
+                status["active"] = self._active(job)
+        return self.mutate("Job", namespace, name, done)
+
+    def enforce_active_deadlines(self) -> list[str]:
+        """Fail running Jobs past ``activeDeadlineSeconds`` since ``startTime``; their names."""
+        failed = []
+        for job in self.objects("Job"):
+            limit, status = job["spec"].get("activeDeadlineSeconds"), job.get("status", {})
+            if (limit is None or job["spec"].get("suspend") or not status.get("startTime")
+                    or _finished(job)):
+                continue
+            started = datetime.fromisoformat(status["startTime"].replace("Z", "+00:00"))
+            if (self._clock() - started).total_seconds() >= limit:
+                def fail(obj: JsonObject) -> None:
+                    obj["status"].update(active=0)
+                    obj["status"]["conditions"] = obj["status"].get("conditions", []) + [
+                        self._condition("Failed", "True", "DeadlineExceeded",
+                                        "Job was active longer than specified deadline")]
+                meta = job["metadata"]
+                self.mutate("Job", meta["namespace"], meta["name"], fail)
+                failed.append(meta["name"])
+        return failed
+
+    def _job_controller(self, resource: Resource, before: JsonObject | None,
+                        after: JsonObject) -> None:
+        """React to a Job's suspension changing, as the Job controller would (lock held)."""
+        if resource.plural != "jobs" or _finished(after):
+            return
+        was = None if before is None else bool(before.get("spec", {}).get("suspend"))
+        now = bool(after.get("spec", {}).get("suspend"))
+        if was == now:
+            return
+        job = copy.deepcopy(after)
+        status = job.setdefault("status", {})
+        conditions = [c for c in status.get("conditions", []) if c.get("type") != "Suspended"]
+        if now:
+            status["active"] = 0
+            conditions.append(self._condition("Suspended", "True", "JobSuspended",
+                                              "Job suspended"))
+        else:
+            status["startTime"] = self._now_text()
+            status["active"] = self._active(job)
+            if was is not None:
+                conditions.append(self._condition("Suspended", "False", "JobResumed",
+                                                  "Job resumed"))
+        status["conditions"] = conditions
+        meta = job["metadata"]
+        self._store(resource, meta["namespace"], meta["name"], job, "MODIFIED")
+
+    @staticmethod
+    def _active(job: JsonObject) -> int:
+        spec, status = job.get("spec", {}), job.get("status", {})
+        left = int(spec.get("completions") or 1) - int(status.get("succeeded") or 0)
+        return max(min(int(spec.get("parallelism") or 1), left), 0)
+
+    def _condition(self, type_: str, status: str, reason: str, message: str) -> JsonObject:
+        stamp = self._now_text()
+        return {"type": type_, "status": status, "reason": reason, "message": message,
+                "lastProbeTime": stamp, "lastTransitionTime": stamp}
+
     # -- verbs ----------------------------------------------------------------
 
     def create(self, resource: Resource, namespace: str, body: JsonObject) -> JsonObject:
@@ -292,7 +393,9 @@ class FakeKubeApi:
             if (resource, namespace, name) in self._objects:
                 raise ApiError(409, "AlreadyExists", f'{resource.qualified} "{name}" already exists',
                                {"name": name, "group": resource.group, "kind": resource.plural})
-            return self._store(resource, namespace, name, obj, "ADDED")
+            stored = self._store(resource, namespace, name, obj, "ADDED")
+            self._job_controller(resource, None, stored)
+            return stored
 
     def read(self, resource: Resource, namespace: str, name: str) -> JsonObject:
         with self._lock:
@@ -407,7 +510,11 @@ class FakeKubeApi:
             if resource.plural == "jobs" and new.get("spec") != current.get("spec"):
                 new_meta["generation"] = meta.get("generation", 1) + 1
         new["apiVersion"], new["kind"] = resource.api_version, resource.kind
-        return self._store(resource, meta.get("namespace", ""), name, new, "MODIFIED")
+        before = copy.deepcopy(current)
+        stored = self._store(resource, meta.get("namespace", ""), name, new, "MODIFIED")
+        if subresource != "status":
+            self._job_controller(resource, before, stored)
+        return stored
 
     def _store(self, resource: Resource, namespace: str, name: str, obj: JsonObject,
                kind: WatchEventType) -> JsonObject:
@@ -469,6 +576,30 @@ class FakeKubeApi:
 
 # --------------------------------------------------------------------------------
 # patches and validation
+
+
+def _finished(job: JsonObject) -> bool:
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in job.get("status", {}).get("conditions", []))
+
+
+def _indexes(text: str) -> list[int]:
+    """``status.completedIndexes`` ("1,3-5") as a list of indexes."""
+    found: list[int] = []
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition("-")
+        found += range(int(first), int(last or first) + 1)
+    return found
+
+
+def _index_text(indexes: list[int]) -> str:
+    runs: list[list[int]] = []
+    for index in indexes:
+        if runs and runs[-1][1] == index - 1:
+            runs[-1][1] = index
+        else:
+            runs.append([index, index])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _apply_patch(resource: Resource, name: str, content_type: str, current: JsonObject,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timezone
 from typing import Any
 
+import pytest
+
 from carbongate import timefmt
 from tests.webhook import builders
 from webhook import admission, reviews
@@ -117,7 +119,53 @@ def test_an_engine_error_admits_unchanged_with_a_warning_and_a_reason() -> None:
 
 def test_something_that_is_not_a_decision_fails_open() -> None:
     result = run(builders.review(), always({"action": "explode"}))
-    assert result.fail_open == "engine-error"
+    assert result.fail_open == "invalid-decision"
+
+
+SHIFT = {**DEFER, "action": "shift", "node_affinity": {"key": "topology.kubernetes.io/region", "values": ["NO"]}}
+
+
+@pytest.mark.parametrize("decision", [
+    # Issue 15: each of these became a patch (or a response) the API server refuses or garbles.
+    {**DEFER, "annotations": {"carbongate.io/bad key!": "v"}},
+    {**DEFER, "annotations": {"carbongate.io/decision": {"a": 1}}},
+    {**DEFER, "annotations": {"carbongate.io/decision": 3}},
+    {**DEFER, "annotations": {"example.com/not-ours": "v"}},
+    {**DEFER, "annotations": {"carbongate.io/" + "x" * 64: "v"}},
+    {**DEFER, "annotations": ["carbongate.io/decision"]},
+    {**SHIFT, "node_affinity": {"key": "not a valid key!!", "values": ["NO"]}},
+    {**SHIFT, "node_affinity": {"key": "topology.kubernetes.io/region", "values": ["no spaces"]}},
+    {**SHIFT, "node_affinity": {"key": "topology.kubernetes.io/region", "values": ["x" * 64]}},
+    {**SHIFT, "node_affinity": {"key": "topology.kubernetes.io/region", "values": []}},
+    {**SHIFT, "node_affinity": {"key": "topology.kubernetes.io/region", "values": "NO"}},
+    {**SHIFT, "node_affinity": "NO"},
+    {**DEFER, "warnings": "abc"},
+    {**DEFER, "warnings": ["fine", {"not": "a string"}]},
+    {**DEFER, "mode": "enforcing"},
+    {"action": "deny", "mode": "enforce", "message": {"team": "ml"}, "warnings": []},
+    ["admit"],
+    "admit",
+], ids=lambda d: repr(d)[-60:])
+def test_a_decision_carbongate_cannot_apply_admits_unchanged_as_invalid_decision(decision: Any) -> None:
+    result = run(builders.review(), always(decision))
+    assert result.fail_open == "invalid-decision"
+    response = result.response["response"]
+    assert response["allowed"] is True and "patch" not in response
+    assert response["warnings"] == ["carbongate: admitted unchanged, no decision (invalid-decision)"]
+
+
+def test_a_valid_shift_still_patches() -> None:
+    result = run(builders.review(), always(SHIFT))
+    assert result.fail_open is None and result.patch
+
+
+def test_many_warnings_are_cut_to_what_the_api_server_keeps_with_the_last_kept() -> None:
+    warnings = [f"carbongate: note {i}" for i in range(1001)]
+    response = run(builders.review(), always({**DEFER, "warnings": warnings})).response["response"]
+    assert len(response["warnings"]) == reviews.MAX_WARNINGS
+    assert sum(len(w) for w in response["warnings"]) <= 4096
+    assert response["warnings"][-1] == "carbongate: note 1000"
+    assert f"{1001 - reviews.MAX_WARNINGS + 1} more warnings not shown" in response["warnings"][-2]
 
 
 def test_updates_deletes_and_other_kinds_never_reach_the_policy() -> None:

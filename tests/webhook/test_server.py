@@ -21,7 +21,7 @@ import pytest
 
 from carbongate import settings as settings_mod
 from carbongate import timefmt
-from tests.reliability import grid
+from tests.reliability import grid, servers
 from tests.support import webhook_server
 from tests.webhook import builders
 from webhook import reviews
@@ -35,10 +35,15 @@ pytestmark = pytest.mark.xdist_group("webhook-server")
 # whatever the date and hour, sees that dirty hour.
 DIRTY_REPLAY_START = grid.dirty_hour_in("GB", after=datetime(2023, 1, 9, tzinfo=UTC)) + timedelta(minutes=30)
 
+# A body must arrive whole within this long (webhook.body_timeout_s, 5 s by default): short
+# here so the stalled-body tests below wait little, long enough for 4 MiB on a loaded machine.
+BODY_TIMEOUT_S = 3.0
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webhook_server.RunningWebhook]:
-    replay = {"feed": {"trace_clock": timefmt.format_time(DIRTY_REPLAY_START)}}
+    replay = {"feed": {"trace_clock": timefmt.format_time(DIRTY_REPLAY_START)},
+              "webhook": {"body_timeout_s": BODY_TIMEOUT_S}}
     with webhook_server.running_webhook(tmp_path_factory.mktemp("webhook"), sections=replay) as running:
         yield running
 
@@ -118,6 +123,70 @@ def test_a_chunked_body_is_held_to_the_same_limit(server: webhook_server.Running
     assert response.status == status, response.read()[:200]
     connection.close()
     assert server.get("/healthz")[0] == 200
+
+
+def raw_exchange(server: webhook_server.RunningWebhook, request: bytes, *,
+                 timeout_s: float = 30) -> tuple[int, bytes, float]:
+    """Send ``request`` as is over TLS (as ``openssl s_client`` would) and read the answer.
+
+    Returns the status, the body and the seconds until the answer came; the
+    connection is left open after sending, as a client that stalls would.
+    """
+    host, port = server.url.removeprefix("https://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=timeout_s) as raw, \
+            server.context().wrap_socket(raw, server_hostname="carbongate-webhook.carbongate.svc") as tls:
+        tls.sendall(request)
+        response = http.client.HTTPResponse(tls)  # type: ignore[arg-type]
+        response.begin()
+        body = response.read()
+        return response.status, body, time.monotonic() - started
+
+
+def chunked_request(chunks: bytes) -> bytes:
+    return (b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks)
+
+
+def test_a_malformed_chunk_size_gets_a_json_400_not_a_500(server: webhook_server.RunningWebhook) -> None:
+    """Issue 15: ``zz`` as a chunk size reached Flask as an uncaught error (an HTML 500)."""
+    status, body, _ = raw_exchange(server, chunked_request(b"zz\r\nabc\r\n0\r\n\r\n"))
+    assert status == 400, body[:300]
+    assert "chunk" in json.loads(body)["error"].lower()
+
+
+def test_a_chunk_declared_huge_and_never_sent_gets_a_400_within_the_body_timeout(
+        server: webhook_server.RunningWebhook) -> None:
+    """Issue 15: a chunk of ffffffffffffffffffff bytes followed by 3 held a thread for as long
+    as the client kept the connection open."""
+    status, body, seconds = raw_exchange(server, chunked_request(b"ffffffffffffffffffff\r\nabc"))
+    assert status == 400, body[:300]
+    assert "within" in json.loads(body)["error"]
+    assert BODY_TIMEOUT_S <= seconds < BODY_TIMEOUT_S + 10
+    assert server.get("/healthz")[0] == 200
+
+
+def test_a_body_shorter_than_its_content_length_gets_a_400_within_the_body_timeout(
+        server: webhook_server.RunningWebhook) -> None:
+    request = (b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 1000\r\n\r\n{\"apiVersion\":")
+    status, body, seconds = raw_exchange(server, request)
+    assert status == 400, body[:300]
+    assert json.loads(body)["error"]
+    assert seconds < BODY_TIMEOUT_S + 10
+
+
+def test_every_refusal_is_counted_a_413_from_content_length_too(server: webhook_server.RunningWebhook) -> None:
+    """Issue 15: the 413 answered from Content-Length alone was not counted."""
+    before = servers.metric(server, "carbongate_bad_requests_total")
+    test_a_body_over_the_limit_is_refused_without_reading_it_all(server)
+    test_a_malformed_chunk_size_gets_a_json_400_not_a_500(server)
+    assert server.post("/mutate", b"garbage")[0] == 400
+    counted = servers.wait_for(
+        lambda: servers.metric(server, "carbongate_bad_requests_total") >= before + 3 or None,
+        timeout_s=5, what="three more bad requests counted")
+    assert counted
+    assert servers.metric(server, "carbongate_bad_requests_total") == before + 3
 
 
 def test_connections_are_kept_alive_across_requests(server: webhook_server.RunningWebhook) -> None:

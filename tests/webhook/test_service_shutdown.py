@@ -33,7 +33,7 @@ class CountingEngine:
     def ready(self) -> bool:
         return True
 
-    def evaluate(self, path: str, input: Mapping[str, Any]) -> Any | None:
+    def evaluate(self, path: str, input: Mapping[str, Any], *, wait_s: float | None = None) -> Any | None:
         self.evaluations += 1
         return None
 

@@ -378,7 +378,19 @@ deferral_annotations(result) := {
 	"carbongate.io/deadline": durations.rfc3339(deadline_ns),
 } if {
 	result.action == "defer"
+} else := {"carbongate.io/deadline": durations.rfc3339(deadline_ns)} if {
+	# An interruptible Job that runs at once still has a deadline: the controller may pause
+	# it while the grid is dirty and must finish it by then (data.carbongate.interrupt).
+	interruptible
 } else := {}
+
+default interruptible := false
+
+interruptible if {
+	input.kind == "Job"
+	object_or_empty(object.get(workload, "annotations", {}))["carbongate.io/interruptible"] == "true"
+	is_object(object.get(tier_config, "interruptible", null))
+}
 
 # ---------------------------------------------------------------- warnings
 

@@ -602,3 +602,24 @@ test_a_weekly_budget_names_its_week if {
 		with data.carbongate.budgets as week
 	d.warnings[0] == "carbongate: team ml has used 652 of 800 kgCO2e in 2026-W47 (82%)"
 }
+
+# ---------------------------------------------------------------- interruptible Jobs
+
+interruptible_config := object.union(config, {"tiers": {"3": {"interruptible": {
+	"min_slice_s": 3600, "max_pauses": 4, "pause_overhead_min": 15,
+}}}})
+
+test_an_interruptible_job_admitted_at_once_carries_its_deadline if {
+	clean := regions({"GB": region(50, [window(0, 50), window(1, 300)])})
+	d := decide_with_config(object.union(clean, {"workload": {"annotations": {"carbongate.io/interruptible": "true"}}}), interruptible_config)
+	d.action == "admit"
+	d.annotations["carbongate.io/deadline"] == "2026-11-23T01:00:00Z"
+	not d.annotations["carbongate.io/not-before"]
+}
+
+test_a_job_that_is_not_interruptible_admitted_at_once_has_no_deadline if {
+	clean := regions({"GB": region(50, [window(0, 50), window(1, 300)])})
+	d := decide_with_config(clean, interruptible_config)
+	d.action == "admit"
+	not d.annotations["carbongate.io/deadline"]
+}

@@ -25,7 +25,7 @@ problems := errors(data.carbongate.config)
 
 # METADATA
 # description: Every problem of a config, sorted.
-errors(config) := sort([e | some e in ((((top_errors(config) | tier_errors(config)) | region_errors(config)) | budget_errors(config)) | scope_errors(config))])
+errors(config) := sort([e | some e in (((((top_errors(config) | tier_errors(config)) | interruptible_errors(config)) | region_errors(config)) | budget_errors(config)) | scope_errors(config))])
 
 top_errors(config) := {e |
 	some check in [
@@ -58,6 +58,26 @@ tier_errors(config) := {sprintf("tiers.%s.%s must be a number >= 0", [id, field]
 	some id, tier in object.get(config, "tiers", {})
 	non_negative(object.get(tier, "max_latency_ms", 0)) == false
 }
+
+# A tier's interruption settings are optional (absent: its Jobs are never paused);
+# production (tier 1) is never paused, so it may not have them.
+interruptible_errors(config) := {sprintf("tiers.%s.interruptible%s", [id, text]) |
+	some id, tier in object.get(config, "tiers", {})
+	settings := object.get(tier, "interruptible", null)
+	settings != null
+	some check in interruptible_checks(id, settings)
+	check[0] == false
+	text := check[1]
+}
+
+interruptible_checks(id, settings) := [[false, " must be an object"]] if {
+	not is_object(settings)
+} else := [
+	[positive(object.get(settings, "min_slice_s", null)), ".min_slice_s must be a positive number"],
+	[whole(object.get(settings, "max_pauses", null)), ".max_pauses must be a whole number >= 0"],
+	[non_negative(object.get(settings, "pause_overhead_min", null)), ".pause_overhead_min must be a number >= 0"],
+	[id != "1", " is not allowed: production (tier 1) is never paused"],
+]
 
 region_errors(config) := {sprintf("regions.%s.node_labels must name one label (key: value)", [id]) |
 	some id, region in object.get(config, "regions", {})
@@ -105,6 +125,12 @@ positive(value) := true if {
 non_negative(value) := true if {
 	is_number(value)
 	value >= 0
+} else := false
+
+whole(value) := true if {
+	is_number(value)
+	value >= 0
+	round(value) == value
 } else := false
 
 percent(value) := true if {

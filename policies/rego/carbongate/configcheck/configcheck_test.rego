@@ -110,3 +110,20 @@ test_checks_are_total if {
 	configcheck.labels({"a": 1}) == false
 	configcheck.known_tiers("3", sound) == false
 }
+
+test_interruption_settings_are_optional_and_checked if {
+	good := object.union(sound, {"tiers": {"3": {"interruptible": {"min_slice_s": 3600, "max_pauses": 2, "pause_overhead_min": 10}}}})
+	configcheck.errors(good) == []
+	broken := object.union(sound, {"tiers": {
+		"1": {"interruptible": {"min_slice_s": 3600, "max_pauses": 1, "pause_overhead_min": 0}},
+		"2": {"interruptible": "yes"},
+		"3": {"interruptible": {"min_slice_s": 0, "max_pauses": 1.5, "pause_overhead_min": -1}},
+	}})
+	configcheck.errors(broken) == [
+		"tiers.1.interruptible is not allowed: production (tier 1) is never paused",
+		"tiers.2.interruptible must be an object",
+		"tiers.3.interruptible.max_pauses must be a whole number >= 0",
+		"tiers.3.interruptible.min_slice_s must be a positive number",
+		"tiers.3.interruptible.pause_overhead_min must be a number >= 0",
+	]
+}
