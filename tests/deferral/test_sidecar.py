@@ -1,18 +1,19 @@
-"""The controller's HTTP sidecar: /healthz says whether it runs, /metrics exports the engine's figures too.
+"""The controller's HTTP endpoint exports the policy engine's metrics beside its own.
 
 The release policy is evaluated in the controller's process, so the policy
-engine's metrics (which count into the default registry) must be scraped
-from the controller's /metrics, beside its own.
+engine's series (which count into the process's default registry) must be
+scraped from the controller's ``/metrics`` (deferral/health.py over
+carbongate/sidecar.py), as ``python -m deferral`` serves it.
 """
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 
-from deferral import metrics as metrics_mod
-from deferral import service
+import prometheus_client
+
+from deferral import health
 from policy_engine import engine as engine_mod
 from tests.deferral.conftest import Cluster
 
@@ -22,42 +23,39 @@ def _get(url: str) -> tuple[int, str]:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def test_healthz_is_503_until_the_controller_runs_then_200_then_503_when_stopped(
-        cluster: Cluster, release_engine: engine_mod.PolicyEngine) -> None:
-    metrics = metrics_mod.Metrics()
-    started: list[service.Running] = []
-    server = service.http_sidecar("127.0.0.1:0", metrics=metrics,
-                                  running=lambda: started[0] if started else None)
-    server.start()
-    try:
-        base = f"http://127.0.0.1:{server.port}"
-        status, body = _get(f"{base}/healthz")
-        assert (status, json.loads(body)["status"]) == (503, "starting")
-        replica = cluster.start(engine=release_engine)
-        started.append(replica.running)
-        status, body = _get(f"{base}/healthz")
-        assert status == 200
-        assert json.loads(body)["threads"] == {"reconciler": True, "watch-Pod": True, "watch-Job": True}
-        replica.running.stop()
-        assert _get(f"{base}/healthz")[0] == 503
-    finally:
-        server.stop()
+        with error:
+            return error.code, error.read().decode()
 
 
 def test_metrics_export_the_controllers_and_the_policy_engines_series(
-        release_engine: engine_mod.PolicyEngine) -> None:
-    metrics = metrics_mod.Metrics()
+        cluster: Cluster, release_engine: engine_mod.PolicyEngine) -> None:
+    replica = cluster.start(engine=release_engine)
     release_engine.evaluate(engine_mod.RELEASE_DECISION, {})
-    server = service.http_sidecar("127.0.0.1:0", metrics=metrics, running=lambda: None)
+    server = health.Server(
+        bind="127.0.0.1:0", registry=replica.metrics.registry, engine_registry=prometheus_client.REGISTRY,
+        probes=health.Probes(reconciler=replica.running.controller, watchers=replica.running.watchers,
+                             limits=health.Limits(loop_s=60, watch_s=60)))
     server.start()
     try:
         status, text = _get(f"http://127.0.0.1:{server.port}/metrics")
-        assert _get(f"http://127.0.0.1:{server.port}/nothing")[0] == 404
     finally:
         server.stop()
     assert status == 200
     assert "carbongate_deferral_deadline_misses_total" in text  # the controller's registry
     assert 'carbongate_policy_eval_seconds_count{engine="embedded"}' in text  # the engine's
+
+
+def test_without_the_engine_registry_only_the_controllers_series_are_served(cluster: Cluster) -> None:
+    replica = cluster.start(engine=None)
+    server = health.Server(
+        bind="127.0.0.1:0", registry=replica.metrics.registry,
+        probes=health.Probes(reconciler=replica.running.controller, watchers=replica.running.watchers,
+                             limits=health.Limits(loop_s=60, watch_s=60)))
+    server.start()
+    try:
+        status, text = _get(f"http://127.0.0.1:{server.port}/metrics")
+    finally:
+        server.stop()
+    assert status == 200
+    assert "carbongate_deferral_deadline_misses_total" in text
+    assert "carbongate_policy_eval_seconds" not in text
