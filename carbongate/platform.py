@@ -10,7 +10,8 @@ rules below are written once:
 
 * the home region: ``grid.home_region`` in the settings when set (a cluster's
   deployment names where it runs), else the config's ``home_region``, else the
-  first region with grid data;
+  first region with grid data; for a grid given by hand (``carbongate review
+  --grid``) the first two count only when the traces hold them;
 * the default duration of a workload that names none: the config's
   ``default_duration_s`` (the webhook's deadline arithmetic uses it in Rego, so
   the controller must subtract the same figure), else
@@ -70,9 +71,19 @@ class PlatformConfig:
         value = self.document.get("network_kwh_per_gb")
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
-    def home_region(self, settings: settings_mod.Settings, regions: Iterable[str] = ()) -> str:
-        """Settings, then this config, then the first of ``regions`` (those with grid data); else ''."""
-        return settings.grid.home_region or self.configured_home_region or next(iter(regions), "")
+    def home_region(self, settings: settings_mod.Settings, regions: Iterable[str] = (), *,
+                    within: bool = False) -> str:
+        """Settings, then this config, then the first of ``regions`` (those with grid data); else ''.
+
+        ``within``: for a grid given by hand (``carbongate review --grid``), where a
+        home region the traces do not hold means nothing: the settings' or the
+        config's choice counts only when it is one of ``regions``.
+        """
+        regions = list(regions)
+        for chosen in (settings.grid.home_region, self.configured_home_region):
+            if chosen and (not within or not regions or chosen in regions):
+                return chosen
+        return regions[0] if regions else ""
 
     def default_duration_s(self, settings: settings_mod.Settings) -> int:
         """The duration assumed for a workload that names none (the module's docstring says why)."""

@@ -166,7 +166,7 @@ class Reviewer:
         knowledge = admission.knowledge(
             settings=settings, platform=self.platform, now=now, grid=grid, budgets=budgets,
             namespace_labels=dict(namespace_labels), policy_version=self.policy_version or self.engine.version,
-            home_region=home_region)
+            home_region=home_region or self.platform.home_region(settings, grid["regions"], within=True))
         home = knowledge.home_region
         model = self.model
         result = admission.review(

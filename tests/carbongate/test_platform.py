@@ -38,6 +38,14 @@ def test_one_rule_for_the_home_region(setting: str, document: dict[str, object],
     assert platform.PlatformConfig.of(document).home_region(_settings(home_region=setting), regions) == home
 
 
+def test_for_a_grid_given_by_hand_the_home_region_must_be_one_of_its_regions() -> None:
+    config = platform.PlatformConfig.of({"home_region": "GB"})
+    assert config.home_region(_settings(), ["CAISO_NORTH"], within=True) == "CAISO_NORTH"
+    assert config.home_region(_settings(), ["DE", "GB"], within=True) == "GB"
+    assert config.home_region(_settings(home_region="DE"), ["DE", "GB"], within=True) == "DE"
+    assert config.home_region(_settings(), ["CAISO_NORTH"]) == "GB"  # a running component keeps its home
+
+
 @pytest.mark.parametrize(("document", "expected"), [
     ({"default_duration_s": 5400}, 5400),
     ({"default_duration_s": 0}, 7200),      # not a duration: the setting
