@@ -53,9 +53,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/carbon.py
 
+## lint: ruff, mypy --strict (bench/ and scripts/ too) and the import contracts of
+## pyproject.toml (the layers in docs/architecture.md; tests/architecture runs them in `make test`)
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy carbongate webhook policy_engine planner carbon_feed deferral governance certs simulate
+	$(BIN)/mypy carbongate webhook policy_engine planner carbon_feed deferral governance certs simulate bench scripts
+	$(BIN)/lint-imports
 
 image:
 	docker build -t carbongate:dev .

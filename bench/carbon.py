@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from carbongate import clock  # noqa: E402
 from carbongate import settings as settings_mod  # noqa: E402
 from simulate import forecasts, plot, report, run  # noqa: E402
 from simulate import workload as workload_mod  # noqa: E402
@@ -205,7 +206,7 @@ def _long_jobs(count: int, *, seed: int, zone: str) -> list[workload_mod.Job]:
 def _interruptible_section(rows: list[tuple[str, run.Result]], args: argparse.Namespace) -> str:
     lines = [
         INTERRUPTIBLE_TITLE, "",
-        f"Written by `bench/carbon.py --only-interruptible` on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}: "
+        f"Written by `bench/carbon.py --only-interruptible` on {clock.utc_now().strftime('%Y-%m-%d %H:%M UTC')}: "
         f"{args.interruptible_jobs} tier-3 jobs per region, each needing 8 to 24 h of work with 48 h of slack and "
         "annotated `carbongate.io/interruptible: \"true\"`, submitted at random over 2023 (seed "
         f"{args.seed}), perfect forecast. **start_time** is carbongate choosing only when they start (what it does "
@@ -340,7 +341,7 @@ def _markdown(shipped: list[Row], proposed: list[Row], perf: Performance, args: 
     lines = [
         "# Savings: carbongate on a year of six grids",
         "",
-        f"Written by `bench/carbon.py` on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} "
+        f"Written by `bench/carbon.py` on {clock.utc_now().strftime('%Y-%m-%d %H:%M UTC')} "
         f"(policies `{version}`, {args.jobs} jobs per replay, seed {args.seed}, {args.workers} worker processes, "
         f"{os.cpu_count()} CPUs). Grid data: the 2023 hourly Electricity Maps files (life-cycle intensity) "
         f"under `{_shown(data_dir)}`. Re-run with `.venv/bin/python bench/carbon.py --jobs {args.jobs}`.",

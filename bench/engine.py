@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.admission import bodies  # noqa: E402  (after the sys.path line: runs as a script)
 from carbon_feed import traces  # noqa: E402
+from carbongate import clock  # noqa: E402
 from carbongate import settings as settings_mod  # noqa: E402
-from carbongate import timefmt  # noqa: E402
 from webhook import reviews  # noqa: E402
 
 DEMO_GRID = sorted((ROOT / "examples" / "grid").glob("*.csv"))
@@ -64,7 +64,7 @@ def cpu_ms_per_call(call: Callable[[], object], *, calls: int, repeats: int) -> 
 def write_grid(directory: Path, settings: settings_mod.Settings) -> Path:
     """The snapshot the feed would publish now from the bundled demo traces."""
     document = traces.snapshot_from_traces(
-        DEMO_GRID, now=timefmt.utc_now(), horizon_h=settings.grid.forecast_horizon_h,
+        DEMO_GRID, now=clock.utc_now(), horizon_h=settings.grid.forecast_horizon_h,
         durations_min=settings.grid.window_durations_min, grace_s=settings.grid.stale_grace_s)
     path = directory / "grid-snapshot.json"
     path.write_text(json.dumps(document))

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from carbon_feed import errors, files, model
+from carbon_feed import errors, model
+from carbongate import files
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from carbongate import cliargs, kube
+from carbongate import cliargs, clock, kube
 from carbongate import settings as settings_mod
 
 
@@ -89,16 +89,15 @@ def _grid(args: argparse.Namespace) -> tuple[Any, datetime]:
     """The snapshot to look at and the instant to look at it from."""
     from carbon_feed import traces
     from planner import snapshot as contract
-    from simulate import grid as replay_grid
 
     settings = _settings(args)
-    now = args.now or datetime.now(UTC).replace(microsecond=0)
+    now = args.now or clock.utc_now().replace(microsecond=0)
     if args.grid:
         grid = settings.grid
         document = traces.snapshot_from_traces(
             args.grid, now=now, horizon_h=grid.forecast_horizon_h, grace_s=grid.stale_grace_s,
             durations_min=sorted({*grid.window_durations_min, args.duration}), history_h=24,
-            read=replay_grid.as_feed_traces)  # every layout simulate --grid reads
+            read=traces.load_any)  # every layout simulate --grid reads
         return contract.check_snapshot(document), now
     return contract.load_snapshot(args.snapshot or settings.grid.snapshot_path), now
 

@@ -45,11 +45,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import kubernetes.client
 from prometheus_client import Counter, Gauge
 
 from carbon_feed import cache, chain, document, errors, metrics, model
 from carbongate import configmaps, leases
+from carbongate import kube as k8s
 from carbongate import settings as settings_mod
 from planner import snapshot as contract
 
@@ -62,7 +62,7 @@ CONFIGMAP_LABELS = {"app.kubernetes.io/name": "carbongate",
                     "app.kubernetes.io/component": "carbon-feed",
                     "app.kubernetes.io/managed-by": "carbongate-feed"}
 READ_ERRORS: tuple[type[BaseException], ...] = (
-    kubernetes.client.ApiException, OSError, ValueError, errors.ProviderError)
+    k8s.ApiException, OSError, ValueError, errors.ProviderError)
 
 Shared = dict[str, chain.Resolved]
 
@@ -195,7 +195,7 @@ class ClusterFetch:
     def _publish(self, found: Shared, *, now: datetime) -> None:
         try:
             written = self.shared.publish(found, leader=self.elector.identity, now=now)
-        except (kubernetes.client.ApiException, OSError, configmaps.ConfigMapConflict) as error:
+        except (k8s.ApiException, OSError, configmaps.ConfigMapConflict) as error:
             self.shared_writes.labels("error").inc()
             log.warning("cannot share the readings in ConfigMap %s: %s; the followers keep "
                         "the last ones", self.shared.target.name, error)
@@ -238,24 +238,22 @@ def _idle(stop: threading.Event) -> None:
 
 def build(settings: settings_mod.Settings, *, last_known_good: cache.LastKnownGood,
           feed_metrics: metrics.FeedMetrics,
-          api_client: kubernetes.client.ApiClient | None = None) -> ClusterFetch | None:
+          api_client: k8s.ApiClient | None = None) -> ClusterFetch | None:
     """The cluster fetch from ``[feed]`` settings; None without ``feed.lease_name``."""
     section = settings.feed
     if not section.lease_name:
         return None
-    from carbongate import kube
-
-    client = api_client or kube.api_client(settings.kube)
+    client = api_client or k8s.api_client(settings.kube)
     config = leases.lease_config(
         section="feed", namespace=section.namespace, name=section.lease_name,
         identity=section.identity, lease_duration_s=section.lease_duration_s,
         lease_renew_s=section.lease_renew_s)
     target = configmaps.ConfigMapKey(
-        api=kubernetes.client.CoreV1Api(client), namespace=section.namespace,
+        api=k8s.CoreV1Api(client), namespace=section.namespace,
         name=section.readings_configmap, key=CONFIGMAP_KEY, labels=CONFIGMAP_LABELS,
         timeout_s=section.request_timeout_s)
     return ClusterFetch(shared=SharedReadings(target),
-                        elector=leases.Elector(api=kubernetes.client.CoordinationV1Api(client),
+                        elector=leases.Elector(api=k8s.CoordinationV1Api(client),
                                                config=config),
                         last_known_good=last_known_good, feed_metrics=feed_metrics,
                         ttl_s=section.ttl_s)

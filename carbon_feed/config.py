@@ -36,8 +36,8 @@ from typing import Any
 
 import yaml
 
-from carbon_feed import clock as clock_mod
 from carbon_feed import errors, source
+from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
 
 

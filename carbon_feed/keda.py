@@ -27,8 +27,8 @@ from typing import Any
 
 import grpc
 
-from carbon_feed import clock as clock_mod
 from carbon_feed import scaler
+from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
 from planner import snapshot as contract
 

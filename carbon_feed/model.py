@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Final, Literal, NotRequired, TypedDict, get_args
 
 from carbon_feed import errors
-from planner import series
+from planner import series, tracefile
 from planner import snapshot as contract
 
 Signal = Literal["average", "marginal", "index"]
@@ -24,7 +24,7 @@ EmissionFactor = Literal["lifecycle", "direct"]
 
 # No grid runs dirtier than lignite (~1,100 g/kWh life-cycle); a value far
 # beyond that is a unit mistake (lbs/MWh or kg/MWh passed through), not news.
-MAX_PLAUSIBLE_G_PER_KWH: Final = 2000.0
+MAX_PLAUSIBLE_G_PER_KWH: Final = tracefile.MAX_PLAUSIBLE_G_PER_KWH  # one bound for providers and files
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ ages past its provider's cadence plus ``grid.stale_grace_s``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,12 +17,14 @@ from typing import Any, Protocol
 
 import requests
 
-from carbon_feed import files, metrics
+from carbon_feed import metrics
+from carbongate import files, opa_data
 from planner import snapshot as contract
 
 log = logging.getLogger(__name__)
 
 DATA_ROOT = "grid"
+PATH = "carbongate/" + DATA_ROOT
 
 
 class PublishError(Exception):
@@ -86,22 +87,14 @@ class OpaServer:
 
     def __init__(self, *, url: str, token: str | None = None, timeout_s: float = 5.0,
                  session: requests.Session | None = None) -> None:
-        self.url = url.rstrip("/") + "/v1/data/carbongate/" + DATA_ROOT
-        self._headers = {"Content-Type": "application/json"}
-        if token:
-            self._headers["Authorization"] = f"Bearer {token}"
-        self._timeout_s = timeout_s
-        self._session = session or requests.Session()
+        self._client = opa_data.OpaDataClient(url=url, token=token, timeout_s=timeout_s, session=session)
+        self.url = self._client.address(PATH)
 
     def put(self, document: contract.GridSnapshot) -> None:
         try:
-            response = self._session.put(self.url, data=json.dumps(document), headers=self._headers,
-                                         timeout=self._timeout_s)
-        except requests.RequestException as error:
-            raise PublishError(f"OPA at {self.url} unreachable: {type(error).__name__}") from error
-        if response.status_code not in (200, 204):
-            raise PublishError(f"OPA at {self.url} answered {response.status_code}: "
-                               f"{response.text[:200]}")
+            self._client.put(PATH, document)
+        except opa_data.OpaDataError as error:
+            raise PublishError(str(error)) from error
 
 
 class Publisher:

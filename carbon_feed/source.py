@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import requests
 
 from carbon_feed import errors, model
+from carbongate import clock, timefmt
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - (now or clock.utc_now())).total_seconds())
 
 
 def _error_detail(response: requests.Response) -> str:
@@ -176,12 +177,9 @@ def instant(value: Any, *, provider: str, what: str) -> datetime:
     if not isinstance(value, str):
         raise errors.MalformedResponse(f"{provider}: {what} is {value!r}, not a time")
     try:
-        parsed = datetime.fromisoformat(value)
+        return timefmt.read_time(value, what)
     except ValueError as error:
-        raise errors.MalformedResponse(f"{provider}: {what} {value!r} is not ISO 8601") from error
-    if parsed.tzinfo is None:
-        raise errors.MalformedResponse(f"{provider}: {what} {value!r} has no time zone")
-    return parsed.astimezone(UTC)
+        raise errors.MalformedResponse(f"{provider}: {error}") from error
 
 
 def number(value: Any, *, provider: str, what: str) -> float:

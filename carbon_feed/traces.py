@@ -1,6 +1,6 @@
 """Recorded grid traces replayed as a provider, and the trace snapshot for offline use.
 
-Two CSV layouts are read:
+Two CSV layouts are read (rows by :mod:`planner.tracefile`, as everywhere):
 
 * the Electricity Maps data-portal export (``Datetime (UTC)``, ``Zone Id``,
   ``Carbon Intensity gCO₂eq/kWh (LCA)`` and ``(direct)``, ...), the layout of
@@ -20,30 +20,23 @@ exactly like one from a live provider.
 from __future__ import annotations
 
 import bisect
-import csv
 import functools
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from carbon_feed import config, document, errors, model, source
-from planner import series
+from planner import series, tracefile
 from planner import snapshot as contract
 
 log = logging.getLogger(__name__)
 
 SOURCE: Final = "trace"
-Column = Literal["lca", "direct"]
-EM_TIME, EM_ZONE = "datetime (utc)", "zone id"
-EM_COLUMNS: Final[Mapping[str, str]] = {
-    "lca": "carbon intensity gco2eq/kwh (lca)",
-    "direct": "carbon intensity gco2eq/kwh (direct)",
-}
-PLAIN = ("time", "region", "g_per_kwh")
+Column = tracefile.Column
 DEFAULT_STEP_S: Final = 3600
 
 
@@ -77,73 +70,22 @@ def load(path: Path, *, column: Column = "lca") -> tuple[Trace, ...]:
 def _load_cached(path: str, _mtime_ns: int, _size: int, column: Column) -> tuple[Trace, ...]:
     file = Path(path)
     try:
-        with file.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                raise TraceError(f"{file}: empty file")
-            rows = _rows(file, header, reader, column)
-    except OSError as error:
-        raise TraceError(f"cannot read trace {file}: {error.strerror}") from error
-    except UnicodeDecodeError as error:
-        raise TraceError(f"{file}: not UTF-8 text: {error.reason}") from error
+        table = tracefile.read(file)
+        rows = tracefile.zone_rows(table, column)
+    except tracefile.TraceFileError as error:
+        raise TraceError(str(error)) from error
+    skipped = len(table.rows) - sum(len(points) for points in rows.values())
+    if skipped:
+        log.info("%s: skipped %d rows without a value", file, skipped)
     if not rows:
         raise TraceError(f"{file}: no readings")
     factor: model.EmissionFactor | None = None
-    if _is_portal(header):
+    if tracefile.is_portal(table):
         factor = "lifecycle" if column == "lca" else "direct"
     return tuple(
         Trace(region=region, series=_series(file, region, points), emission_factor=factor, path=file)
         for region, points in rows.items()
     )
-
-
-def _norm(name: str) -> str:
-    return name.strip().lower().replace("₂", "2")
-
-
-def _is_portal(header: Sequence[str]) -> bool:
-    return EM_TIME in [_norm(h) for h in header]
-
-
-def _rows(file: Path, header: Sequence[str], reader: Iterable[list[str]],
-          column: Column) -> dict[str, list[tuple[datetime, float]]]:
-    names = [_norm(h) for h in header]
-    if EM_TIME in names:
-        wanted = (EM_TIME, EM_ZONE, EM_COLUMNS[column])
-    elif all(name in names for name in PLAIN):
-        wanted = PLAIN
-    else:
-        raise TraceError(f"{file}: header {list(header)[:5]} is neither the Electricity Maps "
-                         f"data-portal layout nor 'time,region,g_per_kwh'")
-    missing = [w for w in wanted if w not in names]
-    if missing:
-        raise TraceError(f"{file}: no column {missing[0]!r}")
-    at, zone, value = (names.index(w) for w in wanted)
-    rows: dict[str, list[tuple[datetime, float]]] = {}
-    skipped = 0
-    for line, row in enumerate(reader, start=2):
-        if not row or not row[value].strip():
-            skipped += 1
-            continue
-        rows.setdefault(row[zone].strip(), []).append(_row(file, line, row[at], row[value]))
-    if skipped:
-        log.info("%s: skipped %d rows without a value", file, skipped)
-    return rows
-
-
-def _row(file: Path, line: int, when: str, value: str) -> tuple[datetime, float]:
-    try:
-        moment = datetime.fromisoformat(when.strip())
-        number = float(value)
-    except ValueError as error:
-        raise TraceError(f"{file}:{line}: {error}") from error
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    try:
-        model.check_g_per_kwh(number, source=str(file), region=f"line {line}")
-    except errors.UnitError as error:
-        raise TraceError(f"{file}:{line}: {error}") from error
-    return moment, number
 
 
 def _series(file: Path, region: str, rows: list[tuple[datetime, float]]) -> series.Series:
@@ -154,6 +96,27 @@ def _series(file: Path, region: str, rows: list[tuple[datetime, float]]) -> seri
     starts = list(by_time)
     step = source.step_of(starts, default_s=DEFAULT_STEP_S)
     return series.Series(points=tuple(series.Point(t, v) for t, v in by_time.items()), step_s=step)
+
+
+def load_any(path: Path) -> tuple[Trace, ...]:
+    """Every layout ``simulate --grid`` reads: the feed's own (:func:`load`) and wide files.
+
+    For ``grid show``, ``grid plot`` and ``review --grid`` (planner.tracefile
+    knows the layouts; a wide file's regions carry no emission factor).
+    """
+    try:
+        table = tracefile.read(path)
+        if tracefile.has_zone_rows(table):
+            return load(path)
+        found = []
+        for region, (time, column) in tracefile.wide_columns(table).items():
+            rows = tracefile.column_rows(table, time, column)
+            if len({when for when, _ in rows}) < 2:
+                raise TraceError(f"{path}: region {region} has fewer than two readings")
+            found.append(Trace(region=region, series=_series(path, region, rows), emission_factor=None, path=path))
+        return tuple(found)
+    except tracefile.TraceFileError as error:
+        raise TraceError(str(error)) from error
 
 
 # --- replay in time --------------------------------------------------------------------------
@@ -313,7 +276,7 @@ def build(name: str, options: Mapping[str, Any], zones: Mapping[str, str],
     if not isinstance(files, list) or not files:
         raise errors.ConfigError(f"provider {name!r}: 'files' must list at least one CSV")
     column = options.get("column", "lca")
-    if column not in EM_COLUMNS:
+    if column not in tracefile.PORTAL_COLUMNS:
         raise errors.ConfigError(f"provider {name!r}: column must be 'lca' or 'direct', not {column!r}")
     paths = [p if p.is_absolute() else context.base_dir / p for p in map(Path, files)]
     return from_files(
@@ -344,7 +307,7 @@ def snapshot_from_traces(
     network, a perfect forecast over ``horizon_h`` hours. Raises
     :class:`TraceError` (a ``ValueError``) for unusable files. ``read`` reads
     a file instead of :func:`load` (``grid`` and ``review`` pass the replay's
-    reader, :func:`simulate.grid.as_feed_traces`, which knows more layouts).
+    reader, :func:`load_any`, which knows every layout ``simulate --grid`` reads).
     """
     durations = tuple(durations_min)
     replay = from_files(paths, anchor=now, horizon_h=horizon_h, history_h=history_h, column=column, read=read)

@@ -123,6 +123,14 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpar
     return args
 
 
+def configure_logging(level: str) -> None:
+    """One log format for every carbongate process (``python -m webhook`` calls it too)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
 def version() -> str:
     """The installed distribution's version (the wheel's metadata), else the source tree's."""
     try:
@@ -140,10 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exit.code == 2 and parser.epilog and ENGINE_MISSING in parser.epilog:
             print(parser.epilog, file=sys.stderr)  # the command asked for may be one of them
         raise
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(str(args.log_level))
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

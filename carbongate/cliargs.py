@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from carbongate import timefmt
+from carbongate import clock, timefmt
 
 
 def instant(text: str) -> datetime:
@@ -20,7 +20,7 @@ def instant(text: str) -> datetime:
     A bad value becomes argparse's usage error (exit 2) with timefmt's message.
     """
     try:
-        return timefmt.parse_instant(text, now=timefmt.utc_now().replace(microsecond=0))
+        return timefmt.parse_instant(text, now=clock.utc_now().replace(microsecond=0))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kubernetes.client import exceptions as kube_errors
+from carbongate import kube
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class ConfigMapKey:
                 current["data"] = {**(current.get("data") or {}), self.key: text}
                 self._replace(current)
                 return True
-            except kube_errors.ApiException as error:
+            except kube.ApiException as error:
                 if error.status != 409:
                     raise
                 log.debug("ConfigMap %s/%s changed under us; reading it again",
@@ -94,7 +94,7 @@ class ConfigMapKey:
             response = self.api.read_namespaced_config_map(
                 self.name, self.namespace, _preload_content=False,
                 _request_timeout=self.timeout_s)
-        except kube_errors.ApiException as error:
+        except kube.ApiException as error:
             if error.status == 404:
                 return None
             raise

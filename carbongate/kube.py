@@ -15,6 +15,11 @@ everywhere and the fallback is the one Kubernetes controllers use
    mounted token), unless a context was named, which only a kubeconfig has;
 5. ``~/.kube/config``.
 
+This is also the one module that imports the ``kubernetes`` package (an
+import-linter contract holds it): the API classes, ``ApiException`` and the
+watch helpers every component uses are taken from here, so a change of client
+library or version is one file's business.
+
 Nothing is tried at import time; a configuration that cannot be used raises
 :class:`KubeConfigError` saying what was tried, so a command can print it
 instead of a traceback.
@@ -30,6 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes.client
+from kubernetes.client import ApiClient as ApiClient
+from kubernetes.client import ApiException as ApiException
+from kubernetes.client import BatchV1Api as BatchV1Api
+from kubernetes.client import CoordinationV1Api as CoordinationV1Api
+from kubernetes.client import CoreV1Api as CoreV1Api
+from kubernetes.watch import Watch as Watch
+from kubernetes.watch.watch import iter_resp_lines as iter_resp_lines
 
 from carbongate import settings as settings_mod
 
@@ -41,10 +53,12 @@ class KubeConfigError(settings_mod.SettingsError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--kubeconfig`` and ``--context``, the same on every command that talks to a cluster."""
+    """``--kubeconfig``, ``--context`` and ``--api-url``, the same on every command that talks to a cluster."""
     parser.add_argument("--kubeconfig", type=Path,
                         help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
     parser.add_argument("--context", help="kubeconfig context (default: its current-context)")
+    parser.add_argument("--api-url", help="Kubernetes API URL without credentials (kubectl proxy); "
+                                          "wins over the kubeconfig")
 
 
 def add_namespace_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +120,7 @@ def quiet_retries() -> Iterator[None]:
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``[kube]`` settings the flags of :func:`add_arguments` (and ``--api-url``) set."""
+    """The ``[kube]`` settings the flags of :func:`add_arguments` set."""
     found = {"kubeconfig": getattr(args, "kubeconfig", None),
              "context": getattr(args, "context", None),
              "api_url": getattr(args, "api_url", None)}

@@ -36,16 +36,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import kubernetes.client
 import urllib3.exceptions
 
+from carbongate import clock as clock_mod
+from carbongate import kube
 from carbongate import settings as settings_mod
 
 log = logging.getLogger(__name__)
 
 # No answer at all from the API server.
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, urllib3.exceptions.HTTPError)
-_API_ERRORS: tuple[type[BaseException], ...] = (kubernetes.client.ApiException,
+_API_ERRORS: tuple[type[BaseException], ...] = (kube.ApiException,
                                                *_TRANSPORT_ERRORS)
 
 
@@ -83,7 +84,7 @@ def lease_config(*, section: str, namespace: str, name: str, identity: str,
 class Elector:
     """Acquires, renews and gives up the Lease; asks nothing of anyone else."""
 
-    def __init__(self, *, api: kubernetes.client.CoordinationV1Api, config: LeaseConfig) -> None:
+    def __init__(self, *, api: kube.CoordinationV1Api, config: LeaseConfig) -> None:
         # Leases travel as the API's JSON (dicts), which the client serialises
         # as they are; its typed signatures only know the generated models.
         self._api: Any = api
@@ -114,7 +115,7 @@ class Elector:
         self._last_try = now
         try:
             self._try(now)
-        except kubernetes.client.ApiException as error:
+        except kube.ApiException as error:
             log.warning("lease %s: %s %s", self._config.name, error.status, error.reason)
         except _TRANSPORT_ERRORS + (ValueError,) as error:  # ValueError: client-side checks
             log.warning("lease %s: %s", self._config.name, error)
@@ -153,7 +154,7 @@ class Elector:
         try:
             self._api.replace_namespaced_lease(self._config.name, self._config.namespace, lease,
                                                _preload_content=False)
-        except kubernetes.client.ApiException as error:
+        except kube.ApiException as error:
             if error.status == 409:
                 self._renewed_at = None
                 return
@@ -186,7 +187,7 @@ class Elector:
         try:
             self._api.create_namespaced_lease(self._config.namespace, body,
                                               _preload_content=False)
-        except kubernetes.client.ApiException as error:
+        except kube.ApiException as error:
             if error.status == 409:  # another replica created it first
                 return
             raise
@@ -196,7 +197,7 @@ class Elector:
         try:
             response = self._api.read_namespaced_lease(
                 self._config.name, self._config.namespace, _preload_content=False)
-        except kubernetes.client.ApiException as error:
+        except kube.ApiException as error:
             if error.status == 404:
                 return None
             raise
@@ -210,16 +211,6 @@ class Elector:
 def _micro(value: datetime) -> str:
     """A ``MicroTime``: RFC 3339 with microseconds."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class Clock(Protocol):
-    """Now, and a wait that ends early when ``wake`` is set (``deferral.clock`` has both kinds)."""
-
-    def now(self) -> datetime:
-        ...
-
-    def wait(self, wake: threading.Event, timeout_s: float) -> None:
-        ...
 
 
 # One term's work: runs until the event is set.
@@ -259,12 +250,12 @@ class Leadership:
     """
 
     def __init__(self, *, candidate: Candidate | None, work: Work, name: str,
-                 clock: Clock | None = None,
+                 clock: clock_mod.Clock | None = None,
                  on_change: Callable[[bool], None] = lambda leading: None,
                  stop_timeout_s: float = 10.0) -> None:
         self._candidate = candidate
         self._work = work
-        self._clock = clock
+        self._clock = clock or clock_mod.SystemClock()
         self._name = name
         self._on_change = on_change
         self._stop_timeout_s = stop_timeout_s
@@ -288,14 +279,11 @@ class Leadership:
         term: _Term | None = None
         try:
             while not stop.is_set():
-                now = self._clock.now() if self._clock is not None else datetime.now(UTC)
+                now = self._clock.now()
                 term = self._follow(self._candidate.tick(now), term)
                 wait_s = max((self._candidate.next_attempt(now) - now).total_seconds(),
                              MIN_WAIT_S)
-                if self._clock is not None:
-                    self._clock.wait(stop, wait_s)
-                else:
-                    stop.wait(wait_s)
+                self._clock.wait(stop, wait_s)
         finally:
             if term is not None:
                 self._end(term)

@@ -54,6 +54,9 @@ class SettingsError(ValueError):
 
 # Settings that were replaced, and what to write instead.
 RENAMED = {
+    "exempt_namespaces": "webhook.exempt_namespaces moved to the platform config: exempt_namespaces in "
+                         "the policies' carbongate/config/data.json, the one list the webhook and the "
+                         "policy both read (docs/policies.md)",
     "max_age_s": "grid.max_age_s was replaced by grid.stale_grace_s: data is stale once its "
                  "provider's next observation is overdue by stale_grace_s (docs/carbon_feed.md)",
 }
@@ -107,8 +110,6 @@ class WebhookSettings:
     policy_input_object: bool = False
     # carbongate's own namespace: never mutated.
     own_namespace: str = "carbongate"
-    # Namespaces never touched whatever their labels say.
-    exempt_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
     # Where namespace labels come from: "api" (read through the [kube] client: in-cluster
     # or a kubeconfig; `serve --kubeconfig/--context` sets it), "file" (Namespace manifests in
     # namespace_labels_file: make run, demos) or "none" (every namespace unlabelled: dryrun).
@@ -329,6 +330,9 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
             name = f"{ENV_PREFIX}{section.name}_{item.name}".upper()
             if name in env:
                 result.setdefault(section.name, {})[item.name] = env[name]
+        for old, hint in RENAMED.items():  # a variable of a setting that is gone is an error, not ignored
+            if f"{ENV_PREFIX}{section.name}_{old}".upper() in env:
+                raise SettingsError(f"{ENV_PREFIX}{section.name}_{old}".upper() + f" is no setting: {hint}")
     return result
 
 

@@ -4,6 +4,14 @@ RFC 3339 UTC instants with a ``Z`` to the second (``2026-11-22T13:00:00Z``)
 and Go-style durations (``90m``, ``6h``, ``1h30m``) are read and written by
 the webhook, the feed, the controller, governance and the simulator alike;
 a second parser anywhere would sooner or later disagree with this one.
+
+A time without a zone: what a person or a provider writes (a flag, an
+annotation, an API body, a workload file) must say its zone (``Z`` or an
+offset) and is refused otherwise (:class:`NoTimeZone`), since guessing would
+shift it silently by hours. Trace files are the one exception, asked for with
+``naive_utc=True``: every trace layout carbongate reads (the Electricity Maps
+portal's ``Datetime (UTC)``, the UK API's exports, WattTime's and the
+simulator's CSVs) writes UTC without saying so, so there a bare time is UTC.
 """
 
 from __future__ import annotations
@@ -33,22 +41,37 @@ def parse_duration(text: str) -> int:
     return int(seconds)
 
 
-def parse_time(text: str) -> datetime:
-    """An RFC 3339 instant (``Z`` or an offset) as an aware UTC datetime; ValueError otherwise."""
+class NoTimeZone(ValueError):
+    """A time that does not say its zone where carbongate will not guess it."""
+
+
+def parse_time(text: str, *, naive_utc: bool = False) -> datetime:
+    """An RFC 3339 / ISO 8601 instant as an aware UTC datetime; ValueError otherwise.
+
+    A time without a zone raises :class:`NoTimeZone` unless ``naive_utc`` (trace
+    files only, see the module's docstring), where it is read as UTC.
+    """
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if value.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone")
+        if not naive_utc:
+            raise NoTimeZone(f"{text!r} has no time zone")
+        return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def read_time(text: str, what: str) -> datetime:
+    """:func:`parse_time` of a time a person or a provider wrote, refused with a message naming ``what``."""
+    try:
+        return parse_time(text)
+    except NoTimeZone as error:
+        raise NoTimeZone(f"{what} {text!r} has no time zone (end it with Z or an offset)") from error
+    except ValueError as error:
+        raise ValueError(f"{what} {text!r} is not RFC 3339: {error}") from error
 
 
 def format_time(value: datetime) -> str:
     """An aware datetime as RFC 3339 UTC to the second with a ``Z``."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def utc_now() -> datetime:
-    """The current instant, aware, in UTC (the default clock of every component)."""
-    return datetime.now(UTC)
 
 
 _RELATIVE = re.compile(r"^now(?:\s*([+-])\s*(\S+))?$")
@@ -78,9 +101,8 @@ def parse_instant(text: str, *, now: datetime) -> datetime:
         raise ValueError(f"{text!r} is a date, not an instant: give the time and zone too, "
                          f"e.g. {stripped}T00:00:00Z")
     try:
-        value = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
+        return parse_time(stripped)
+    except NoTimeZone:
+        raise ValueError(f"{text!r} has no time zone: add Z (UTC) or an offset like +01:00") from None
     except ValueError:
         raise ValueError(f"{text!r} is not {forms}") from None
-    if value.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone: add Z (UTC) or an offset like +01:00")
-    return value.astimezone(UTC)

@@ -16,7 +16,7 @@ annotation proof that it was not asked):
   ``carbongate.io/tier`` and no enforcement label (enforce is the platform's
   default mode for a namespace it labelled);
 * it is neither carbongate's own namespace nor an exempt one
-  (``webhook.own_namespace``, ``webhook.exempt_namespaces``);
+  (``webhook.own_namespace``, the platform config's ``exempt_namespaces``);
 * it is not a DaemonSet's pod (never touched). A pod created by a Job that
   carbongate decided carries the annotation from the Job's template.
 
@@ -36,16 +36,16 @@ import collections
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import kubernetes.client
 import prometheus_client
 
+from carbongate import clock as clock_mod
+from carbongate import kube, platform, timefmt
 from carbongate import settings as settings_mod
-from carbongate import timefmt
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,10 @@ class Scope:
     exempt: frozenset[str]
 
     @classmethod
-    def of(cls, settings: settings_mod.WebhookSettings) -> Scope:
-        return cls(own_namespace=settings.own_namespace, exempt=frozenset(settings.exempt_namespaces))
+    def of(cls, settings: settings_mod.Settings) -> Scope:
+        """carbongate's own namespace from the settings; the exempt ones from the platform config."""
+        return cls(own_namespace=settings.webhook.own_namespace,
+                   exempt=platform.read(settings.engine.policy_dir).exempt_namespaces)
 
     def enforced(self, namespace: str, labels: Mapping[str, str]) -> bool:
         """Whether the webhook annotates every Pod and Job it decides in this namespace."""
@@ -122,11 +124,11 @@ def metrics(registry: prometheus_client.CollectorRegistry) -> tuple[prometheus_c
 class Unreviewed:
     """Counts unreviewed workloads; ``observe`` from any thread, ``run`` on its own."""
 
-    def __init__(self, *, api_client: kubernetes.client.ApiClient, scope: Scope,
+    def __init__(self, *, api_client: kube.ApiClient, scope: Scope,
                  registry: prometheus_client.CollectorRegistry,
-                 clock: Callable[[], datetime] = timefmt.utc_now, refresh_s: float = 30.0,
+                 clock: clock_mod.Now = clock_mod.utc_now, refresh_s: float = 30.0,
                  request_timeout_s: float = 10.0) -> None:
-        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._core = kube.CoreV1Api(api_client)
         self._scope, self._clock = scope, clock
         self._refresh_s, self._timeout_s = refresh_s, request_timeout_s
         self.registry = registry
@@ -166,7 +168,7 @@ class Unreviewed:
         """List the namespaces, then judge the workloads that waited for them."""
         try:
             listed = self._list()
-        except (kubernetes.client.ApiException, OSError, ValueError) as error:
+        except (kube.ApiException, OSError, ValueError) as error:
             self.list_errors.inc()
             log.warning("namespace list failed, unreviewed workloads wait: %s", error)
             return False

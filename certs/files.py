@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import base64
 import datetime
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from carbongate import clock, files
 from certs import authority
 
 CA_CERT = "ca.crt"
@@ -29,8 +28,8 @@ CA_KEY = "ca.key"
 TLS_CERT = "tls.crt"
 TLS_KEY = "tls.key"
 FILE_NAMES = (CA_CERT, CA_KEY, TLS_CERT, TLS_KEY)
-KEY_MODE = 0o600
-CERT_MODE = 0o644
+KEY_MODE = files.PRIVATE_MODE
+CERT_MODE = files.PUBLIC_MODE
 
 
 class FilesExist(FileExistsError):
@@ -69,15 +68,15 @@ def generate(
     """Create a CA and a serving certificate for ``identity`` in ``out_dir``."""
     if not force:
         _refuse_existing(out_dir)
-    moment = now or datetime.datetime.now(datetime.UTC)
+    moment = now or clock.utc_now()
     ca = authority.new_authority(identity=identity, days=days, now=moment)
     serving = authority.issue_serving(authority=ca, identity=identity, days=days, now=moment)
     out_dir.mkdir(parents=True, exist_ok=True)
     ca_pem = _certificate_pem(ca)
-    _write(out_dir / CA_KEY, _key_pem(ca), mode=KEY_MODE)
-    _write(out_dir / TLS_KEY, _key_pem(serving), mode=KEY_MODE)
-    _write(out_dir / CA_CERT, ca_pem, mode=CERT_MODE)
-    _write(out_dir / TLS_CERT, _certificate_pem(serving), mode=CERT_MODE)
+    files.write_atomically(out_dir / CA_KEY, _key_pem(ca), mode=KEY_MODE)
+    files.write_atomically(out_dir / TLS_KEY, _key_pem(serving), mode=KEY_MODE)
+    files.write_atomically(out_dir / CA_CERT, ca_pem, mode=CERT_MODE)
+    files.write_atomically(out_dir / TLS_CERT, _certificate_pem(serving), mode=CERT_MODE)
     return Written(directory=out_dir, ca_pem=ca_pem)
 
 
@@ -98,18 +97,3 @@ def _key_pem(issued: authority.Issued) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-
-
-def _write(path: Path, content: bytes, *, mode: int) -> None:
-    """Write atomically: a fresh temp file created with ``mode``, then renamed over ``path``."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

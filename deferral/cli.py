@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
+from carbongate import clock, platform
 from carbongate import kube as kube_config
 from carbongate import settings as settings_mod
 
@@ -26,20 +26,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     run.add_argument("--all", action="store_true", dest="release_all",
                      help="release every workload carbongate holds now and exit (before an "
                           "uninstall: docs/deploy.md)")
-    _cluster_arguments(run)
+    kube_config.add_arguments(run)
     run.set_defaults(handler=_release)
     listing = subparsers.add_parser("deferred", parents=[common],
                                     help="list the workloads carbongate holds, why and until when")
-    _cluster_arguments(listing)
+    kube_config.add_arguments(listing)
     kube_config.add_namespace_arguments(listing)
     listing.add_argument("--json", action="store_true", help="print JSON rows")
     listing.set_defaults(handler=_deferred)
-
-
-def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    kube_config.add_arguments(parser)
-    parser.add_argument("--api-url", help="Kubernetes API URL without credentials "
-                                          "(kubectl proxy); wins over the kubeconfig")
 
 
 def settings(args: argparse.Namespace) -> settings_mod.Settings:
@@ -55,6 +49,11 @@ def _release(args: argparse.Namespace) -> int:
     if args.release_all:
         return _release_all(settings(args))
     return service.serve_forever(settings(args))
+
+
+def _default_duration_s(loaded: settings_mod.Settings) -> int:
+    """The same figure the controller and the webhook's deadline use (carbongate.platform)."""
+    return platform.read(loaded.engine.policy_dir).default_duration_s(loaded)
 
 
 def _gateway(section: settings_mod.Settings, *, namespace: str | None = None) -> Any:
@@ -74,8 +73,7 @@ def _release_all(loaded: settings_mod.Settings) -> int:
         with kube_config.quiet_retries():
             outcome = uninstall.release_all(
                 gateway, recorder=events.Recorder(gateway=gateway, instance=socket.gethostname()),
-                now=lambda: datetime.now(UTC),
-                default_duration_s=loaded.deferral.default_expected_duration_s)
+                now=clock.utc_now, default_duration_s=_default_duration_s(loaded))
     except kube.API_ERRORS as error:
         print(f"carbongate release --all: cannot read the cluster: {error}", file=sys.stderr)
         return 1
@@ -90,13 +88,13 @@ def _deferred(args: argparse.Namespace) -> int:
     loaded = settings(args)
     namespace = kube_config.namespace(args, loaded.kube)
     try:
-        platform = service.platform_config(loaded.engine.policy_dir)
-        config = service.controller_config(loaded.deferral, platform=platform)
+        config = platform.read(loaded.engine.policy_dir)
+        controller = service.controller_config(loaded, config)
         with kube_config.quiet_retries():
-            rows = listing.collect(_gateway(loaded, namespace=namespace), now=datetime.now(UTC),
-                                   default_duration_s=config.default_duration_s,
-                                   grid_view=service.grid_view(loaded, metrics=metrics_mod.Metrics()),
-                                   pausing_config=config.pausing)
+            rows = listing.collect(_gateway(loaded, namespace=namespace), now=clock.utc_now(),
+                                   default_duration_s=controller.default_duration_s,
+                                   grid_view=service.grid_view(loaded, config, metrics=metrics_mod.Metrics()),
+                                   pausing_config=controller.pausing)
     except kube.API_ERRORS as error:
         print(f"carbongate deferred: cannot read the cluster: {error}", file=sys.stderr)
         return 1

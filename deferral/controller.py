@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import kubernetes.client
-
+from carbongate import clock as clock_mod
+from carbongate import kube as k8s
 from carbongate import leases
-from deferral import clock as clock_mod
 from deferral import events, grid, interrupt, kube, patches, pausing, release, timers, watch, workloads
 from deferral import metrics as metrics_mod
 from policy_engine import engine as engine_mod
@@ -259,7 +258,7 @@ class Controller:
                                  now: datetime) -> None:
         try:
             outcome = self._pauser.reconcile(tracked.raw, now)
-        except kubernetes.client.ApiException as error:
+        except k8s.ApiException as error:
             if error.status == 404:
                 self._forget(key, deleted=True)
                 return
@@ -293,7 +292,7 @@ class Controller:
             try:
                 self._gateway.json_patch(key, operations)
                 break
-            except kubernetes.client.ApiException as error:
+            except k8s.ApiException as error:
                 if error.status not in (409, 422):
                     self._retry_later(key, "release", error, now)
                     return
@@ -324,7 +323,7 @@ class Controller:
     def _reread(self, key: workloads.Key, now: datetime) -> dict[str, Any] | None:
         try:
             return self._gateway.read(key)
-        except kubernetes.client.ApiException as error:
+        except k8s.ApiException as error:
             if error.status == 404:
                 self._forget(key, deleted=True)
             else:

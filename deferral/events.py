@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-import kubernetes.client
-
+from carbongate import kube as k8s
 from deferral import kube, workloads
 
 log = logging.getLogger(__name__)
@@ -115,7 +114,7 @@ class Recorder:
         """Create the event; False when it exists already or could not be written."""
         try:
             self._gateway.create_event(body["metadata"]["namespace"], body)
-        except kubernetes.client.ApiException as error:
+        except k8s.ApiException as error:
             if error.status != 409:
                 log.warning("event %s not recorded: %s", body["metadata"]["name"], error.status)
             return False

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from carbongate import files
 from deferral import metrics as metrics_mod
 from deferral import workloads
 from planner import plan as planning
@@ -44,7 +45,7 @@ class GridView:
         self._path = path
         self._defaults = defaults
         self._metrics = metrics
-        self._stamp: tuple[int, int] | None = None
+        self._watch = files.FileWatch(path)
         self._snapshot: snapshot.GridSnapshot | None = None
         self._parsed: dict[str, Any] = {}
         self.version = 0
@@ -59,14 +60,10 @@ class GridView:
 
     def refresh(self) -> bool:
         """Load the file if it changed; True when a new version is in place."""
-        try:
-            stat = self._path.stat()
-        except OSError:
+        version = self._watch.changed()
+        if version is None:
             return False
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp == self._stamp:
-            return False
-        self._stamp = stamp
+        self._watch.take(version)  # a broken version is not tried again until it changes
         try:
             loaded = snapshot.load_snapshot(self._path)
             parsed = planning.parse_regions(loaded["regions"])

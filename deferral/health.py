@@ -17,20 +17,15 @@ Both answer JSON saying why, and whether this replica leads.
 
 from __future__ import annotations
 
-import json
-import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import prometheus_client
 
+from carbongate import clock, sidecar
 from carbongate import settings as settings_mod
-from deferral import clock, controller, watch
-
-log = logging.getLogger(__name__)
+from deferral import controller, watch
 
 LOOP_LEASES = 10  # lease durations without a step before the loop counts as stuck
 
@@ -90,55 +85,30 @@ class Probes:
 
 
 class Server:
-    """The HTTP endpoint, on its own daemon thread."""
+    """The HTTP endpoint (:mod:`carbongate.sidecar`): the probes as JSON, ``/metrics`` over the registries.
 
-    def __init__(self, *, bind: str, probes: Probes, registry: prometheus_client.CollectorRegistry) -> None:
-        host, _, port = bind.rpartition(":")
-        checks = {"/healthz": probes.live, "/readyz": probes.ready}
-        self._server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), _handler(checks, registry))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="deferral-http",
-                                        daemon=True)
+    ``engine_registry``: the policy engine counts into the process's default
+    registry; the controller runs the release policy, so it exports those too.
+    """
+
+    def __init__(self, *, bind: str, probes: Probes, registry: prometheus_client.CollectorRegistry,
+                 engine_registry: prometheus_client.CollectorRegistry | None = None) -> None:
+        registries = [registry] if engine_registry is None else [registry, engine_registry]
+        self._sidecar = sidecar.Sidecar(bind=bind, name="deferral", health=lambda: _answer(probes.live()),
+                                        registries=registries,
+                                        routes={"/readyz": lambda _query: _answer(probes.ready())})
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._sidecar.port
 
     def start(self) -> None:
-        self._thread.start()
+        self._sidecar.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._sidecar.stop()
 
 
-Check = Callable[[], tuple[bool, dict[str, Any]]]
-
-
-def _handler(checks: dict[str, Check],
-             registry: prometheus_client.CollectorRegistry) -> type[BaseHTTPRequestHandler]:
-    """prometheus_client's own handler for /metrics; the probes answer JSON; the rest is 404."""
-    metrics_handler: type[BaseHTTPRequestHandler] = prometheus_client.MetricsHandler.factory(registry)
-
-    class Handler(metrics_handler):  # type: ignore[misc, valid-type]
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                super().do_GET()
-            elif path in checks:
-                ok, body = checks[path]()
-                self._answer(200 if ok else 503, json.dumps(body).encode())
-            else:
-                self.send_error(404)
-
-        def _answer(self, status: int, payload: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("deferral http: " + format, *args)
-
-    return Handler
+def _answer(check: tuple[bool, dict[str, Any]]) -> sidecar.Answer:
+    ok, body = check
+    return (200 if ok else 503), body

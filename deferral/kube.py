@@ -4,7 +4,7 @@ Objects travel as the API's own JSON (camelCase dicts), not as the client's
 generated models: the release patches address JSON pointers such as
 ``/spec/schedulingGates/0`` and must be computed from exactly the document the
 API server holds. Every call is bounded by a request timeout; errors surface
-as ``kubernetes.client.ApiException`` (``status`` 0 for a transport failure
+as ``k8s.ApiException`` (``status`` 0 for a transport failure
 that the client wraps, ``urllib3`` errors for the rest).
 """
 
@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import kubernetes.client
 import urllib3.exceptions
 
+from carbongate import kube as k8s
 from deferral import workloads
 
 JsonObject = dict[str, Any]
@@ -27,7 +27,7 @@ FIELD_MANAGER = "carbongate-deferral"
 # What a call raises when the API server is unreachable or the stream breaks.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, urllib3.exceptions.HTTPError)
 # Any failure of an API call: an error Status from the server, or no answer at all.
-API_ERRORS: tuple[type[BaseException], ...] = (kubernetes.client.ApiException, *TRANSPORT_ERRORS)
+API_ERRORS: tuple[type[BaseException], ...] = (k8s.ApiException, *TRANSPORT_ERRORS)
 
 
 class Response(Protocol):
@@ -54,11 +54,11 @@ class Listing:
 class Gateway:
     """Pods, Jobs and Events of the whole cluster, as JSON."""
 
-    def __init__(self, *, api_client: kubernetes.client.ApiClient,
+    def __init__(self, *, api_client: k8s.ApiClient,
                  request_timeout_s: float = 10.0, namespace: str | None = None) -> None:
         """``namespace`` narrows :meth:`list` to one namespace (``carbongate deferred -n``)."""
-        self._core = kubernetes.client.CoreV1Api(api_client)
-        self._batch = kubernetes.client.BatchV1Api(api_client)
+        self._core = k8s.CoreV1Api(api_client)
+        self._batch = k8s.BatchV1Api(api_client)
         self._timeout = request_timeout_s
         self._namespace = namespace
 
@@ -105,13 +105,13 @@ class Gateway:
         self._core.create_namespaced_event(namespace, body, _preload_content=False,
                                            _request_timeout=self._timeout)
 
-    def lease_api(self) -> kubernetes.client.CoordinationV1Api:
-        return kubernetes.client.CoordinationV1Api(self._core.api_client)
+    def lease_api(self) -> k8s.CoordinationV1Api:
+        return k8s.CoordinationV1Api(self._core.api_client)
 
 
 def is_status(error: BaseException, *codes: int) -> bool:
     """Whether ``error`` is an API error with one of these HTTP codes."""
-    return isinstance(error, kubernetes.client.ApiException) and error.status in codes
+    return isinstance(error, k8s.ApiException) and error.status in codes
 
 
 def _json(response: Any) -> JsonObject:

@@ -7,22 +7,17 @@ and the metrics endpoint. Nothing happens at import time.
 
 from __future__ import annotations
 
-import json
 import logging
-import signal
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import kubernetes.client
+import prometheus_client
 
-from carbongate import kube as kube_config
-from carbongate import leases
+from carbongate import clock as clock_mod
+from carbongate import kube as k8s
+from carbongate import leases, platform, process
 from carbongate import settings as settings_mod
 from carbongate import unreviewed as unreviewed_mod
-from deferral import clock as clock_mod
 from deferral import controller, events, grid, health, kube, pausing, unreviewed, watch
 from deferral import metrics as metrics_mod
 from planner import slices
@@ -30,7 +25,6 @@ from policy_engine import engine as engine_mod
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = Path("carbongate") / "config" / "data.json"
 
 
 @dataclass
@@ -58,7 +52,7 @@ class Running:
 def start(
     settings: settings_mod.Settings,
     *,
-    api_client: kubernetes.client.ApiClient,
+    api_client: k8s.ApiClient,
     engine: engine_mod.PolicyEngine | None,
     clock: clock_mod.Clock,
     metrics: metrics_mod.Metrics,
@@ -73,16 +67,17 @@ def start(
         lease_renew_s=section.lease_renew_s)
     name = lease.identity
     elector = leases.Elector(api=gateway.lease_api(), config=lease)
+    config = platform.read(settings.engine.policy_dir)
     reconciler = controller.Controller(
         gateway=gateway, engine=engine, clock=clock, elector=elector, metrics=metrics,
-        grid_view=grid_view(settings, metrics=metrics),
+        grid_view=grid_view(settings, config, metrics=metrics),
         recorder=events.Recorder(gateway=gateway, instance=name),
-        config=controller_config(section, platform=platform_config(settings.engine.policy_dir)))
+        config=controller_config(settings, config))
     stop = threading.Event()
     thread = threading.Thread(target=reconciler.run, args=(stop,), name="reconciler",
                               daemon=True)
     counter = unreviewed_mod.Unreviewed(
-        api_client=api_client, scope=unreviewed_mod.Scope.of(settings.webhook),
+        api_client=api_client, scope=unreviewed_mod.Scope.of(settings),
         registry=metrics.registry, clock=clock.now,
         refresh_s=settings.webhook.namespace_cache_ttl_s,
         request_timeout_s=section.request_timeout_s)
@@ -98,25 +93,18 @@ def start(
                    namespaces_thread=namespaces)
 
 
-def controller_config(section: settings_mod.DeferralSettings, *,
-                      platform: Mapping[str, Any] | None = None) -> controller.ControllerConfig:
-    """Timing from the settings; the default duration from the platform config first.
-
-    The webhook computes a deadline with the platform's ``default_duration_s``
-    when a workload names no expected duration; release_by must subtract the
-    same figure, so the setting is only the fallback when the config has none.
-    """
-    configured = (platform or {}).get("default_duration_s")
-    default_duration = (int(configured) if isinstance(configured, int | float) and configured > 0
-                        else section.default_expected_duration_s)
+def controller_config(settings: settings_mod.Settings,
+                      config: platform.PlatformConfig) -> controller.ControllerConfig:
+    """Timing from the settings; the default duration by the platform's rule (carbongate.platform)."""
+    section = settings.deferral
     return controller.ControllerConfig(
-        default_duration_s=default_duration,
+        default_duration_s=config.default_duration_s(settings),
         lead_s=float(section.deadline_lead_s), recheck_s=float(section.recheck_s),
         retry_s=section.retry_s,
         pausing=pausing.PausingConfig(
-            rules=slices.rules_from_config(platform or {}),
-            default_tier=str((platform or {}).get("default_tier") or "2"),
-            default_duration_s=default_duration, lead_s=float(section.deadline_lead_s),
+            rules=slices.rules_from_config(config.document),
+            default_tier=config.default_tier,
+            default_duration_s=config.default_duration_s(settings), lead_s=float(section.deadline_lead_s),
             recheck_s=float(section.recheck_s)))
 
 
@@ -126,26 +114,19 @@ def watch_config(section: settings_mod.DeferralSettings) -> watch.WatchConfig:
                              backoff_max_s=section.watch_backoff_max_s)
 
 
-def grid_view(settings: settings_mod.Settings, *, metrics: metrics_mod.Metrics) -> grid.GridView:
-    """The snapshot reader with the planning knobs of settings and platform config."""
-    config = platform_config(settings.engine.policy_dir)
-    home = settings.grid.home_region or str(config.get("home_region") or "")
+def grid_view(settings: settings_mod.Settings, config: platform.PlatformConfig, *,
+              metrics: metrics_mod.Metrics) -> grid.GridView:
+    """The snapshot reader with the planning knobs of settings and platform config.
+
+    The home region is the settings' or the config's; without either, the
+    grid view falls back to the first region of the snapshot it reads.
+    """
     defaults = grid.PlanningDefaults(
-        home_region=home, step_s=settings.grid.plan_step_min * 60,
+        home_region=config.home_region(settings), step_s=settings.grid.plan_step_min * 60,
         horizon_s=settings.grid.forecast_horizon_h * 3600,
-        network_kwh_per_gb=float(config.get("network_kwh_per_gb") or 0.0),
+        network_kwh_per_gb=config.network_kwh_per_gb,
         stale_grace_s=settings.grid.stale_grace_s)
     return grid.GridView(path=settings.grid.snapshot_path, defaults=defaults, metrics=metrics)
-
-
-def platform_config(policy_dir: Path) -> Mapping[str, Any]:
-    """``data.carbongate.config`` as shipped with the policies; empty when unreadable."""
-    try:
-        document = json.loads((policy_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        log.warning("platform config not read (%s): planning with defaults", error)
-        return {}
-    return document if isinstance(document, dict) else {}
 
 
 def serve_forever(settings: settings_mod.Settings) -> int:
@@ -153,7 +134,7 @@ def serve_forever(settings: settings_mod.Settings) -> int:
     from policy_engine import factory
 
     # First: a cluster that cannot be reached by any rule is a clear error before anything starts.
-    api_client = kube_config.api_client(settings.kube)
+    api_client = k8s.api_client(settings.kube)
     metrics = metrics_mod.Metrics()
     engine: engine_mod.PolicyEngine | None
     try:
@@ -165,13 +146,13 @@ def serve_forever(settings: settings_mod.Settings) -> int:
         engine = None
     running = start(settings, api_client=api_client, engine=engine,
                     clock=clock_mod.SystemClock(), metrics=metrics)
+    # The release policy runs in this process: the engine's series (default registry) are exported too.
     server = health.Server(bind=settings.deferral.bind, registry=metrics.registry,
+                           engine_registry=prometheus_client.REGISTRY,
                            probes=health.Probes(reconciler=running.controller, watchers=running.watchers,
                                                 limits=health.Limits.from_settings(settings.deferral)))
     server.start()
-    done = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: done.set())
+    done = process.stop_on_signals("deferral controller")
     log.info("deferral controller running; /healthz, /readyz and /metrics on http://%s",
              settings.deferral.bind)
     done.wait()

@@ -20,10 +20,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import kubernetes.client
-from kubernetes.watch import watch as k8s_watch
-
-from deferral import clock, kube, workloads
+from carbongate import clock
+from carbongate import kube as k8s
+from deferral import kube, workloads
 from deferral import metrics as metrics_mod
 
 log = logging.getLogger(__name__)
@@ -132,7 +131,7 @@ class Watcher:
         self._response = response
         self.last_progress = clock.monotonic()
         try:
-            lines: Any = k8s_watch.iter_resp_lines  # untyped in the client
+            lines: Any = k8s.iter_resp_lines  # untyped in the client
             for line in lines(response):
                 if self._stop.is_set():
                     break
@@ -150,7 +149,7 @@ class Watcher:
         if kind == "ERROR":
             if obj.get("code") == 410:
                 raise Gone(obj.get("message", "gone"))
-            raise kubernetes.client.ApiException(status=obj.get("code", 500),
+            raise k8s.ApiException(status=obj.get("code", 500),
                                                  reason=str(obj.get("message")))
         new_version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
         if kind in ("ADDED", "MODIFIED", "DELETED"):

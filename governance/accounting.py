@@ -1,6 +1,6 @@
 """From a finished run to its ledger row: energy, emissions, counterfactual, saving.
 
-* energy: the energy model over the run's duration (``governance.energy``);
+* energy: the energy model over the run's duration (``planner.energy``);
 * emissions: energy × the time-weighted mean intensity of the region it ran
   in, over the hours it ran, with the signal stated;
 * counterfactual: the same energy had the run started when it was admitted,
@@ -20,7 +20,8 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from governance import energy, history, runs
+from governance import history, runs
+from planner import energy
 
 log = logging.getLogger(__name__)
 

@@ -25,18 +25,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypedDict
 
-import requests
 import yaml
 
-from carbongate import configmaps
+from carbongate import configmaps, files, opa_data
 from governance import periods, runs
 
 log = logging.getLogger(__name__)
@@ -198,7 +195,7 @@ class FileSink:
     name: str = "file"
 
     def publish(self, doc: BudgetsDocument) -> None:
-        write_atomically(self.path, render(doc))
+        files.write_atomically(self.path, render(doc))
 
 
 @dataclass(frozen=True)
@@ -211,13 +208,12 @@ class OpaSink:
     name: str = "opa"
 
     def publish(self, doc: BudgetsDocument) -> None:
-        headers = {"Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        response = requests.put(f"{self.url.rstrip('/')}/v1/data/carbongate/budgets",
-                                data=json.dumps(doc), headers=headers, timeout=self.timeout_s)
-        if response.status_code != 204:
-            raise RuntimeError(f"OPA answered {response.status_code}: {response.text[:200]}")
+        """Raises :class:`carbongate.opa_data.OpaDataError` (a RuntimeError) when OPA does not take it."""
+        client = opa_data.OpaDataClient(url=self.url, token=self.token, timeout_s=self.timeout_s)
+        try:
+            client.put("carbongate/budgets", doc)
+        finally:
+            client.close()
 
 
 CONFIGMAP_KEY = "budgets.json"
@@ -299,18 +295,3 @@ def publish(doc: BudgetsDocument, sinks: Sequence[BudgetSink],
             if on_failure is not None:
                 on_failure(sink.name)
     return failed
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write a file so readers see the old or the new content, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

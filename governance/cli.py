@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from carbongate import kube
+from carbongate import clock, kube
 from carbongate import settings as settings_mod
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def _report(args: argparse.Namespace) -> int:
                                              "leave out --database-url and --budgets")
         settings = _settings(args)
         config = demo.config() if args.demo else budgets.load_config(settings.governance.budgets_file)
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = clock.utc_now().replace(microsecond=0)
         period = _period(args, config, now)
         if args.demo:
             with demo.ledger_url(period, now=now) as url:

@@ -29,25 +29,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from kubernetes import watch as kube_watch
-from kubernetes.client import exceptions as kube_errors
 
-from governance import accounting, energy, history, ledger, metrics, pods, runs
+from carbongate import clock as clock_mod
+from carbongate import kube as k8s
+from governance import accounting, history, ledger, metrics, pods, runs
+from planner import energy
 
 log = logging.getLogger(__name__)
 
 Pod = Mapping[str, Any]
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The wall clock, in UTC."""
-    return datetime.now(UTC)
-
 
 class PodsApi(Protocol):
     """The call of ``kubernetes.client.CoreV1Api`` the collector makes (list and watch)."""
@@ -122,7 +115,7 @@ class KubeLookups:
         try:
             response = call()
             return dict(json.loads(response.data))
-        except (kube_errors.ApiException, OSError, ValueError) as error:
+        except (k8s.ApiException, OSError, ValueError) as error:
             log.debug("lookup failed, carrying on without it: %s", error)
             return None
 
@@ -141,7 +134,7 @@ class Recorder:
     defaults: pods.Defaults
     lookups: Lookups
     meters: metrics.GovernanceMetrics
-    clock: Clock = utc_now
+    clock: clock_mod.Now = clock_mod.utc_now
 
     def record(self, pod: Pod) -> bool:
         """Price and append the run; False when it was already there (or cannot be read)."""
@@ -223,7 +216,7 @@ class Collector:
         self._queue: queue.Queue[Pod] = queue.Queue()
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._recent_lock = threading.Lock()
-        self._watch: kube_watch.Watch | None = None
+        self._watch: k8s.Watch | None = None
         self._failures = 0
         self.synced = threading.Event()
 
@@ -252,7 +245,7 @@ class Collector:
                     version = self._list()
                 version = self._follow(version, stop)
                 self._failures = 0
-            except kube_errors.ApiException as error:
+            except k8s.ApiException as error:
                 if error.status == 410:
                     log.info("watch version expired; listing again")
                     self._meters.relists.inc()
@@ -287,7 +280,7 @@ class Collector:
 
     def _follow(self, version: str, stop: threading.Event) -> str:
         """Watch from ``version`` until the server ends the stream; return the last version."""
-        self._watch = kube_watch.Watch()  # type: ignore[no-untyped-call]
+        self._watch = k8s.Watch()  # type: ignore[no-untyped-call]
         for event in self._events(version):
             if stop.is_set():
                 self._watch.stop()  # type: ignore[no-untyped-call]

@@ -34,7 +34,8 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from governance import accounting, budgets, energy, history, ledger, periods, runs
+from governance import accounting, budgets, history, ledger, periods, runs
+from planner import energy
 
 SIGNAL: Final = "demo"
 # Mean g/kWh of each region of the made-up grid (GB-like, DE-like, NO-like).

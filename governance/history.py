@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import calendar
 import collections
-import csv
 import itertools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,15 +30,12 @@ from typing import Any, Literal, Protocol
 from governance import ledger as ledger_mod
 from governance import runs
 from planner import series as series_mod
-from planner import windows
+from planner import tracefile, windows
 
 log = logging.getLogger(__name__)
 
 EmissionFactor = Literal["lifecycle", "direct"]
-_TRACE_COLUMNS: Mapping[str, str] = {
-    "lifecycle": "Carbon Intensity gCO₂eq/kWh (LCA)",
-    "direct": "Carbon Intensity gCO₂eq/kWh (direct)",
-}
+_TRACE_COLUMNS: Mapping[str, tracefile.Column] = {"lifecycle": "lca", "direct": "direct"}
 
 
 class HistoryError(ValueError):
@@ -117,24 +113,20 @@ def load_traces(paths: Iterable[Path], *, emission_factor: EmissionFactor = "lif
     return TraceHistory(series=series, emission_factor=emission_factor)
 
 
-def _trace_rows(path: Path, column: str) -> Iterable[tuple[str, datetime, float]]:
+def _trace_rows(path: Path, column: tracefile.Column) -> Iterable[tuple[str, datetime, float]]:
+    """A data-portal file's rows (planner.tracefile); blank hours are left out."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"Datetime (UTC)", "Zone Id", column} - set(reader.fieldnames or ())
-            if missing:
-                raise HistoryError(f"{path}: missing column(s) {sorted(missing)}")
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise HistoryError(f"cannot read trace {path}: {error}") from error
-    for line, row in enumerate(rows, start=2):
-        if not row[column]:
-            continue  # the portal leaves an hour blank when it has no estimate
-        try:
-            when = datetime.fromisoformat(row["Datetime (UTC)"]).replace(tzinfo=UTC)
-            yield row["Zone Id"], when, float(row[column])
-        except ValueError as error:
-            raise HistoryError(f"{path}:{line}: {error}") from error
+        table = tracefile.read(path)
+        wanted = (tracefile.PORTAL_TIME, tracefile.PORTAL_ZONE, tracefile.PORTAL_COLUMNS[column])
+        missing = [name for name in wanted if name not in table.names]
+        if missing:
+            raise HistoryError(f"{path}: missing column(s) {missing} of the data-portal layout")
+        rows = tracefile.zone_rows(table, column)
+    except tracefile.TraceFileError as error:
+        raise HistoryError(str(error)) from error
+    for zone, points in rows.items():
+        for when, value in points:
+            yield zone, when, value
 
 
 def _dedupe(points: list[tuple[datetime, float]]) -> series_mod.Series:

@@ -25,7 +25,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from carbongate import clock
 from governance import runs
 
 log = logging.getLogger(__name__)
@@ -237,7 +238,7 @@ def migrate(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> lis
                 migration.apply(conn)
                 conn.execute(SCHEMA_VERSION.insert().values(
                     version=migration.version, description=migration.description,
-                    applied_at=datetime.now(UTC)))
+                    applied_at=clock.utc_now()))
             applied.append(migration.version)
             log.info("ledger migration %d applied: %s", migration.version, migration.description)
     return applied
@@ -397,7 +398,7 @@ class SqlLedger:
     def record(self, record: runs.RunRecord) -> bool:
         """One transaction: insert unless the UID is there; True when a row was added."""
         values = {column: getattr(record, name) for name, column in _RECORD_COLUMNS.items()}
-        values["recorded_at"] = datetime.now(UTC)
+        values["recorded_at"] = clock.utc_now()
         statement = (self._insert(RUNS).values(**values)
                      .on_conflict_do_nothing(index_elements=[RUNS.c.uid]).returning(RUNS.c.id))
         with _writing(self.engine) as conn:
@@ -432,7 +433,7 @@ class SqlLedger:
         values = {"uid": event.uid, "event": event.event, "team": event.team,
                   "namespace": event.namespace, "workload_kind": event.workload_kind,
                   "workload": event.workload, "detail": event.detail, "at": event.at,
-                  "recorded_at": datetime.now(UTC)}
+                  "recorded_at": clock.utc_now()}
         statement = (self._insert(MANDATE_EVENTS).values(**values)
                      .on_conflict_do_nothing(index_elements=[MANDATE_EVENTS.c.uid,
                                                              MANDATE_EVENTS.c.event])

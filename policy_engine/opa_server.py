@@ -39,6 +39,7 @@ import requests
 from opa_client import OpaClient
 from opa_client import errors as client_errors
 
+from carbongate import opa_data
 from policy_engine import engine, errors, loader, metrics, watcher
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ class OpaServerEngine:
             retries=0,
             timeout=timeout_s,
         )
+        self._data = opa_data.OpaDataClient(url=self._address.url, token=token, timeout_s=timeout_s)
         self._reload_lock = threading.Lock()
         self._version = ""
         self._digest: str | None = None
@@ -230,6 +232,7 @@ class OpaServerEngine:
         if self._watcher is not None:
             self._watcher.stop()
         self._client.close_connection()
+        self._data.close()
 
     def wait_until_reachable(self, wait_s: float) -> None:
         """Block at most ``wait_s`` for ``GET /health``; raise EngineUnavailableError after."""
@@ -348,16 +351,14 @@ class OpaServerEngine:
 
     def _put_data(self, slash_path: str, value: dict[str, Any]) -> None:
         try:
-            self._client.update_or_create_data(value, slash_path)
-        except client_errors.RegoParseError as error:
+            self._data.put(slash_path, value)
+        except opa_data.OpaDataError as error:
+            if error.status is None:
+                raise errors.EngineUnavailableError(
+                    f"OPA at {self.url} while writing /v1/data/{slash_path}: {error}") from error
             kind: Callable[[str], errors.PolicyEngineError] = (
-                errors.PolicyDataError if error.expression == _INVALID
-                else errors.EngineUnavailableError)
-            raise kind(f"OPA at {self.url} refused data at /v1/data/{slash_path}: "
-                       f"{error.expression}: {error.message}") from error
-        except _TRANSPORT as error:
-            raise errors.EngineUnavailableError(
-                f"OPA at {self.url} while writing /v1/data/{slash_path}: {error}") from error
+                errors.PolicyDataError if error.code == _INVALID else errors.EngineUnavailableError)
+            raise kind(f"OPA at {self.url} refused data at /v1/data/{slash_path}: {error}") from error
 
 
 def _policy_id(relative_path: str) -> str:

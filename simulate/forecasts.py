@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-import csv
 import itertools
 import math
 import zlib
@@ -41,6 +40,7 @@ from typing import Final, Literal
 import numpy as np
 
 from planner import series as series_mod
+from planner import tracefile
 
 Kind = Literal["perfect", "noisy", "persistence", "recorded"]
 ISSUE_INTERVAL_S: Final = 3600
@@ -190,24 +190,15 @@ class _Issues:
 
 
 def _read_recorded(path: Path) -> dict[str, _Issues]:
-    """``request_time,forecast_time,<region>...`` rows, times in UTC (naive taken as UTC)."""
+    """``request_time,forecast_time,<region>...`` rows (planner.tracefile), times in UTC (naive taken as UTC)."""
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as error:
-        raise ForecastError(f"cannot read recorded forecasts {path}: {error}") from error
-    if not rows or [h.strip().lower() for h in rows[0][:2]] != ["request_time", "forecast_time"] or len(rows[0]) < 3:
-        raise ForecastError(f"{path}: expected the header request_time,forecast_time,<region>...")
-    regions = [h.strip().upper() for h in rows[0][2:]]
-    grouped: dict[str, dict[float, list[series_mod.Point]]] = {r: {} for r in regions}
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) < 2 + len(regions):
-            continue
-        issued, target = _time(row[0], path, line), _time(row[1], path, line)
-        for region, cell in zip(regions, row[2:2 + len(regions)], strict=True):
-            if cell.strip():
-                grouped[region].setdefault(issued.timestamp(), []).append(
-                    series_mod.Point(target, _value(cell, path, line)))
+        recorded = tracefile.recorded_rows(tracefile.read(path))
+    except tracefile.TraceFileError as error:
+        raise ForecastError(f"recorded forecasts: {error}") from error
+    grouped: dict[str, dict[float, list[series_mod.Point]]] = {region: {} for region in recorded}
+    for region, rows in recorded.items():
+        for issued, target, value in rows:
+            grouped[region].setdefault(issued.timestamp(), []).append(series_mod.Point(target, value))
     return {region: _issues(by_issue, path) for region, by_issue in grouped.items() if by_issue}
 
 
@@ -218,21 +209,3 @@ def _issues(by_issue: dict[float, list[series_mod.Point]], path: Path) -> _Issue
     if not steps:
         raise ForecastError(f"{path}: every issue has a single point; no step can be told")
     return _Issues(times=times, points=points, step_s=int(np.median(steps)))
-
-
-def _time(text: str, path: Path, line: int) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError as error:
-        raise ForecastError(f"{path}:{line}: {text!r} is not a time") from error
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _value(text: str, path: Path, line: int) -> float:
-    try:
-        value = float(text)
-    except ValueError as error:
-        raise ForecastError(f"{path}:{line}: {text!r} is not a number") from error
-    if not math.isfinite(value) or value < 0:
-        raise ForecastError(f"{path}:{line}: {text!r} is not an intensity")
-    return value

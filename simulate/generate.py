@@ -42,6 +42,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from carbongate import timefmt
 from simulate import workload as workload_mod
 
 HOUR_S: Final = 3600
@@ -249,10 +250,7 @@ def _duration(value: str) -> Duration:
 
 
 def _instant(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError("needs a time zone (end it with Z)")
-    return parsed.astimezone(UTC)
+    return timefmt.read_time(value, "start")
 
 
 def _arrival(value: str) -> str:

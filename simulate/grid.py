@@ -23,25 +23,16 @@ is refused with its name and the reason.
 
 from __future__ import annotations
 
-import csv
 import functools
 import itertools
-import math
 import statistics
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Final
 
 from carbon_feed import traces as feed_traces
 from planner import series as series_mod
-
-TIME_COLUMNS: Final = ("time", "timestamp", "datetime", "datetime_utc_assumed", "datetime (utc)", "date")
-SKIPPED_COLUMNS: Final = ("hour_index",)
-# Columns holding one region's value under a generic name: the region is the file's.
-GENERIC_VALUES: Final = ("carbon intensity", "avg_ci", "value", "g_per_kwh")
-# EIA-930 files carry the generation mix beside the intensity: only avg_CI is one.
-MIX_COLUMNS: Final = frozenset({"WND", "SUN", "WAT", "OIL", "NG", "COL", "NUC", "OTH"})
+from planner import tracefile
 
 
 class GridError(ValueError):
@@ -89,27 +80,19 @@ def load(paths: Sequence[Path]) -> dict[str, Trace]:
 
 
 def read_file(path: Path) -> list[Trace]:
-    """The regions of one trace file."""
+    """The regions of one trace file (rows by planner.tracefile, like the feed's and governance's)."""
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            header = [h.strip() for h in next(reader, [])]
-            if _feed_reads(header):
-                return _feed_traces(path)
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError) as error:
-        raise GridError(f"cannot read grid trace {path}: {error}") from error
-    if len(rows) < 2:
+        table = tracefile.read(path)
+    except tracefile.TraceFileError as error:
+        raise GridError(f"cannot read grid trace: {error}") from error
+    if tracefile.has_zone_rows(table):
+        return _feed_traces(path)
+    if len(table.rows) < 2:
         raise GridError(f"{path}: fewer than two rows of readings")
-    columns = _wide_columns(header, path)
+    columns = _wide_columns(table)
     return [Trace(region=region, path=path,
-                  read=functools.partial(_column_series, rows, time, column, path, region))
+                  read=functools.partial(_column_series, table, time, column, region))
             for region, (time, column) in columns.items()]
-
-
-def _feed_reads(header: list[str]) -> bool:
-    names = [h.lower().replace("₂", "2") for h in header]
-    return feed_traces.EM_TIME in names or all(n in names for n in feed_traces.PLAIN)
 
 
 def _feed_traces(path: Path) -> list[Trace]:
@@ -124,33 +107,20 @@ def _given(value: series_mod.Series) -> series_mod.Series:
     return value
 
 
-def _wide_columns(header: list[str], path: Path) -> dict[str, tuple[int, int]]:
-    """region -> (time column, value column) for a file with a time column and value columns."""
-    times = [i for i, h in enumerate(header) if h.lower() in TIME_COLUMNS]
-    if not times:
-        raise GridError(f"{path}: no time column (one of {', '.join(TIME_COLUMNS)}) in {header[:6]}")
-    time = times[0]
-    value_columns = [i for i, h in enumerate(header)
-                     if i not in times and h not in SKIPPED_COLUMNS and h not in MIX_COLUMNS]
-    if not value_columns:
-        raise GridError(f"{path}: no intensity column beside the time")
-    found: dict[str, tuple[int, int]] = {}
-    for i in value_columns:
-        generic = header[i].lower() in GENERIC_VALUES
-        found[_file_region(path) if generic else header[i].strip().upper()] = (time, i)
-    return found
+def _wide_columns(table: tracefile.Table) -> dict[str, tuple[int, int]]:
+    try:
+        return tracefile.wide_columns(table)
+    except tracefile.TraceFileError as error:
+        raise GridError(str(error)) from error
 
 
-def _column_series(rows: list[list[str]], time: int, column: int, path: Path, region: str) -> series_mod.Series:
+def _column_series(table: tracefile.Table, time: int, column: int, region: str) -> series_mod.Series:
     """One column as a series, skipping rows without a value."""
-    pairs: list[tuple[datetime, float]] = []
-    for line, row in enumerate(rows, start=2):
-        if len(row) <= max(time, column):
-            continue
-        value = _value(row[column], path, line)
-        if value is not None:
-            pairs.append((_time(row[time], path, line), value))
-    return _series(path, region, pairs)
+    try:
+        pairs = tracefile.column_rows(table, time, column)
+    except tracefile.TraceFileError as error:
+        raise GridError(str(error)) from error
+    return _series(table.path, region, pairs)
 
 
 def _series(path: Path, region: str, pairs: list[tuple[datetime, float]]) -> series_mod.Series:
@@ -162,47 +132,3 @@ def _series(path: Path, region: str, pairs: list[tuple[datetime, float]]) -> ser
     step_s = int(statistics.median(steps))
     points = tuple(series_mod.Point(start=t, g_per_kwh=v) for t, v in unique)
     return series_mod.Series(points=points, step_s=step_s)
-
-
-def _time(text: str, path: Path, line: int) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError as error:
-        raise GridError(f"{path}:{line}: {text!r} is not a time") from error
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _value(text: str, path: Path, line: int) -> float | None:
-    if not text.strip():
-        return None
-    try:
-        value = float(text)
-    except ValueError as error:
-        raise GridError(f"{path}:{line}: intensity {text!r} is not a number") from error
-    if not math.isfinite(value) or value < 0:
-        raise GridError(f"{path}:{line}: intensity {text!r} is not a finite number >= 0")
-    return value
-
-
-def _file_region(path: Path) -> str:
-    """``gb_ci.csv`` -> ``GB``, ``CISO_NG_avgCI_2022.csv`` -> ``CISO``: the name before the first ``_``."""
-    return path.stem.split("_")[0].upper()
-
-
-def as_feed_traces(path: Path) -> tuple[feed_traces.Trace, ...]:
-    """One file of any layout the replay reads, as the feed's trace provider holds its regions.
-
-    ``grid show``, ``grid plot`` and ``review --grid`` build their snapshot
-    with the feed's code (:func:`carbon_feed.traces.snapshot_from_traces`) but
-    must take every file ``simulate --grid`` takes: the feed's own layouts are
-    read by the feed (keeping their emission factor), the others here.
-    """
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            header = [h.strip() for h in next(csv.reader(handle), [])]
-    except (OSError, UnicodeDecodeError) as error:
-        raise GridError(f"cannot read grid trace {path}: {error}") from error
-    if _feed_reads(header):
-        return feed_traces.load(path)
-    return tuple(feed_traces.Trace(region=t.region, series=t.series, emission_factor=None, path=path)
-                 for t in read_file(path))

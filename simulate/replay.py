@@ -40,12 +40,12 @@ from typing import Any
 
 import jsonpatch
 
+from carbongate import platform, timefmt
 from carbongate import settings as settings_mod
-from carbongate import timefmt
 from deferral import metrics as deferral_metrics
 from deferral import patches as deferral_patches
 from deferral import release, timers, workloads
-from governance import energy
+from planner import energy
 from planner import plan as planning
 from policy_engine import engine as engine_mod
 from simulate import forecasts as forecasts_mod
@@ -175,16 +175,12 @@ class Replay:
 
     def _knowledge(self, job: workload_mod.Job, now: datetime) -> admission.Knowledge:
         published = self._published(job, now)
-        settings = self.setup.settings
-        return admission.Knowledge(
-            now=now, grid=published.document, budgets=None, config=self.setup.config,
+        return admission.knowledge(
+            settings=self.setup.settings, platform=platform.PlatformConfig.of(self.setup.config),
+            now=now, grid=published.document,
             # Each row's tier is the platform's for its namespace, opted in and enforced.
             namespace_labels={"carbongate.io/tier": job.tier, "carbongate.io/enforcement": "enforce"},
-            home_region=job.home,
-            own_namespace=settings.webhook.own_namespace,
-            exempt_namespaces=frozenset(settings.webhook.exempt_namespaces),
-            policy_version=self.engine.version,
-            plan_step_s=settings.grid.plan_step_min * 60, horizon_s=self.setup.horizon_s,
+            policy_version=self.engine.version, home_region=job.home, horizon_s=self.setup.horizon_s,
             grid_series=published.series,
         )
 

@@ -42,7 +42,7 @@ from typing import Any, Final
 import numpy as np
 
 from carbongate import settings as settings_mod
-from governance import energy
+from planner import energy
 from policy_engine import errors as engine_errors
 from policy_engine import factory, loader
 from simulate import baselines, forecasts, generate, grid, interruptible, placements, progress, replay, snapshots

@@ -25,7 +25,7 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -211,12 +211,9 @@ def _job(row: Sequence[str], *, where: str, columns: tuple[str, ...] = HEADER) -
 
 def _time(text: str, where: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text)
+        return timefmt.read_time(text, "submit_time")
     except ValueError as error:
-        raise WorkloadError(f"{where}: submit_time {text!r} is not RFC 3339") from error
-    if value.tzinfo is None:
-        raise WorkloadError(f"{where}: submit_time {text!r} has no time zone (end it with Z)")
-    return value.astimezone(UTC)
+        raise WorkloadError(f"{where}: {error}") from error
 
 
 def _non_negative(cells: dict[str, str], name: str, where: str) -> float:

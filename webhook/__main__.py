@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from carbongate import kube
+from carbongate import cli, kube
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,12 +24,14 @@ def parser() -> argparse.ArgumentParser:
     found.add_argument("--dev", action="store_true",
                        help="also run the carbon feed over the bundled demo traces (make run)")
     found.add_argument("--bind", help="host:port (default from settings)")
+    found.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     kube.add_arguments(found)
     return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    cli.configure_logging(args.log_level)  # the same format as every carbongate command
 
     from carbongate import settings as settings_mod
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from governance import energy as energy_model
+from carbongate import platform as platform_mod
+from carbongate import settings as settings_mod
+from planner import energy as energy_model
 from planner import plan as planning
 from planner import snapshot
 from webhook import decisions, mutations, patches, reviews, workloads
@@ -64,6 +66,40 @@ class Knowledge:
     # Plans already made under this grid version, by instant, shape and rules (the
     # service keeps one per grid version): a fan-out of identical pods plans once.
     plans: MutableMapping[Any, planning.Plan | None] | None = None
+
+
+def knowledge(
+    *,
+    settings: settings_mod.Settings,
+    platform: platform_mod.PlatformConfig,
+    now: datetime,
+    grid: snapshot.GridSnapshot | None,
+    namespace_labels: Mapping[str, str],
+    policy_version: str,
+    budgets: Mapping[str, Any] | None = None,
+    grid_series: Mapping[str, Any] | None = None,
+    home_region: str | None = None,
+    horizon_s: int | None = None,
+    plans: MutableMapping[Any, planning.Plan | None] | None = None,
+    object_in_input: bool = False,
+) -> Knowledge:
+    """What a review knows, built one way for the webhook, ``carbongate review`` and the replay.
+
+    The home region, the exempt namespaces and the config document come from
+    ``platform`` (:mod:`carbongate.platform`); the planning step, horizon and
+    staleness grace from the settings. The replay names each job's home region
+    and its forecast horizon itself.
+    """
+    regions: Mapping[str, Any] = grid["regions"] if grid is not None else {}
+    return Knowledge(
+        now=now, grid=grid, budgets=budgets, config=platform.document, namespace_labels=namespace_labels,
+        home_region=home_region if home_region is not None else platform.home_region(settings, regions),
+        own_namespace=settings.webhook.own_namespace, exempt_namespaces=platform.exempt_namespaces,
+        policy_version=policy_version, plan_step_s=settings.grid.plan_step_min * 60,
+        horizon_s=horizon_s if horizon_s is not None else settings.grid.forecast_horizon_h * 3600,
+        stale_grace_s=settings.grid.stale_grace_s, grid_series=grid_series, plans=plans,
+        object_in_input=object_in_input,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
 from webhook import admission, bodies, metrics, service, state
 
@@ -30,7 +31,7 @@ def create_app(
     engine: Any | None = None,
     namespace_reader: state.NamespaceReader | None = None,
     energy_kwh: admission.EnergyEstimate | None = None,
-    clock: service.Clock = service.utc_now,
+    clock: clock_mod.Now = clock_mod.utc_now,
     multiprocess_dir: Path | None = None,
     start_background: bool = True,
 ) -> Flask:
@@ -144,7 +145,7 @@ def _namespace_reader(settings: settings_mod.Settings) -> state.NamespaceReader:
 
 
 def _energy_model(settings: settings_mod.Settings) -> Callable[[Any, int], float]:
-    from governance import energy
+    from planner import energy
 
     model = energy.load(settings.governance.energy_model_file)
     return lambda obj, duration_s: model.energy_kwh(obj, duration_s)

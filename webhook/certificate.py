@@ -19,7 +19,8 @@ from typing import Any
 
 from cryptography import x509
 
-from webhook import metrics, state
+from carbongate import files
+from webhook import metrics
 
 
 def load_not_after(path: Path) -> Mapping[str, Any]:
@@ -34,7 +35,7 @@ class Expiry:
     def __init__(self, *, path: Path, clock: Callable[[], datetime]) -> None:
         self._clock = clock
         self._path = path
-        self.document = state.WatchedDocument(
+        self.document = files.WatchedDocument(
             name="certificate", path=path, loader=load_not_after,
             on_error=lambda _: metrics.DATA_RELOADS.labels(
                 document="certificate", result="error").inc())

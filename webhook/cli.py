@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from carbongate import cliargs, kube, timefmt
+from carbongate import cliargs, clock, kube
 from carbongate import settings as settings_mod
 
 
@@ -73,6 +73,9 @@ def _serve(args: argparse.Namespace) -> int:
         argv += ["--kubeconfig", str(args.kubeconfig)]
     if args.context:
         argv += ["--context", args.context]
+    if args.api_url:
+        argv += ["--api-url", args.api_url]
+    argv += ["--log-level", args.log_level]
     if args.dev:
         argv.append("--dev")
     if args.bind:
@@ -89,7 +92,7 @@ def _review(args: argparse.Namespace) -> int:
         outcomes = offline.review_files(
             list(args.file),
             settings=settings,
-            now=args.now or timefmt.utc_now().replace(microsecond=0),
+            now=args.now or clock.utc_now().replace(microsecond=0),
             traces=tuple(args.grid or ()),
             namespace_labels=dict(args.namespace_label),
             budgets_file=args.budgets,

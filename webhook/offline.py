@@ -17,10 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from carbongate import files, platform, timefmt
 from carbongate import settings as settings_mod
-from carbongate import timefmt
 from planner import slices, snapshot
-from webhook import admission, manifests, reviews, state
+from webhook import admission, manifests, reviews
 
 # What the engine holds for budgets when a review names none (no team has a budget).
 NO_BUDGETS: Mapping[str, Any] = {"period": "", "teams": {}}
@@ -146,15 +146,13 @@ class Reviewer:
 
     def __init__(self, settings: settings_mod.Settings, *, policy_version: str | None = None) -> None:
         """``policy_version`` stands in for the policies' hash in annotations (tests that outlive an edit)."""
-        from governance import energy
+        from planner import energy
 
         self.settings = settings
         self.policy_version = policy_version
         self.engine = _engine(settings)
-        try:
-            self.config: Mapping[str, Any] = state.load_json(settings.engine.policy_dir / "carbongate/config/data.json")
-        except (OSError, ValueError):
-            self.config = {}
+        self.platform = platform.read(settings.engine.policy_dir)
+        self.config: Mapping[str, Any] = self.platform.document
         self.model = energy.load(settings.governance.energy_model_file)
         self._held: dict[str, Mapping[str, Any]] = {}
 
@@ -165,14 +163,11 @@ class Reviewer:
         settings = self.settings
         self._put("grid", grid)
         self._put("budgets", budgets if budgets is not None else NO_BUDGETS)
-        home = home_region or settings.grid.home_region or next(iter(grid["regions"]), "")
-        knowledge = admission.Knowledge(
-            now=now, grid=grid, budgets=budgets, config=self.config, namespace_labels=dict(namespace_labels),
-            home_region=home, own_namespace=settings.webhook.own_namespace,
-            exempt_namespaces=frozenset(settings.webhook.exempt_namespaces),
-            policy_version=self.policy_version or self.engine.version,
-            plan_step_s=settings.grid.plan_step_min * 60, horizon_s=settings.grid.forecast_horizon_h * 3600,
-        )
+        knowledge = admission.knowledge(
+            settings=settings, platform=self.platform, now=now, grid=grid, budgets=budgets,
+            namespace_labels=dict(namespace_labels), policy_version=self.policy_version or self.engine.version,
+            home_region=home_region or self.platform.home_region(settings, grid["regions"], within=True))
+        home = knowledge.home_region
         model = self.model
         result = admission.review(
             request, knowledge=knowledge,
@@ -258,13 +253,12 @@ def demo_traces() -> tuple[Path, ...]:
 def grid_from_traces(traces: tuple[Path, ...], *, now: datetime,
                      settings: settings_mod.Settings) -> snapshot.GridSnapshot:
     from carbon_feed import traces as trace_mod
-    from simulate import grid as replay_grid
 
     try:
         document = trace_mod.snapshot_from_traces(
             traces, now=now, horizon_h=settings.grid.forecast_horizon_h,
             durations_min=settings.grid.window_durations_min, grace_s=settings.grid.stale_grace_s,
-            read=replay_grid.as_feed_traces,
+            read=trace_mod.load_any,
         )
     except (OSError, ValueError) as error:
         raise ReviewError(f"cannot build the grid from {', '.join(map(str, traces))}: {error}") from error
@@ -285,6 +279,6 @@ def _engine(settings: settings_mod.Settings) -> Any:
 
 def _read_json(path: Path) -> Mapping[str, Any]:
     try:
-        return state.load_json(path)
+        return files.load_json(path)
     except (OSError, ValueError) as error:
         raise ReviewError(f"cannot read {path}: {error}") from error

@@ -13,30 +13,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
+from carbongate import clock as clock_mod
+from carbongate import files, platform
 from carbongate import settings as settings_mod
 from planner import plan as planning
 from planner import snapshot
 from policy_engine import engine as engine_mod
 from policy_engine import errors as engine_errors
-from webhook import admission, certificate, decision_cache, metrics, reviews, state
+from webhook import admission, certificate, datasync, decision_cache, metrics, reviews, state
 
 log = logging.getLogger(__name__)
 
 DECISION_PATH = "carbongate/admission/decision"
-CONFIG_FILE = "carbongate/config/data.json"
-# How often the budgets are put into an OPA sidecar even when unchanged: OPA
-# keeps data in memory only, and a restarted sidecar would otherwise lack them
-# until governance's next change reaches the mounted file.
-OPA_REPUT_S = 60.0
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 class AdmissionService:
     """Answers AdmissionReviews for one worker."""
@@ -48,7 +38,7 @@ class AdmissionService:
         engine: engine_mod.PolicyEngine,
         namespace_labels: state.NamespaceLabels,
         energy_kwh: admission.EnergyEstimate,
-        clock: Clock = utc_now,
+        clock: clock_mod.Now = clock_mod.utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -61,77 +51,33 @@ class AdmissionService:
             max_workers=max(2, settings.webhook.threads), thread_name_prefix="decide"
         )
         self.grid = self._document("grid", settings.grid.snapshot_path, _load_grid)
-        self.budgets = self._document("budgets", settings.governance.budgets_snapshot_path, state.load_json)
-        self.config = self._document("config", settings.engine.policy_dir / CONFIG_FILE, state.load_json)
+        self.budgets = self._document("budgets", settings.governance.budgets_snapshot_path, files.load_json)
+        self.config = self._document("config", settings.engine.policy_dir / platform.CONFIG_FILE, files.load_json)
         self.certificate = certificate.Expiry(path=settings.webhook.certfile, clock=clock)
         self._grid_series: tuple[Any, Mapping[str, Any], dict[Any, Any]] | None = None
         self.decisions = decision_cache.DecisionCache(max_entries=settings.webhook.decision_cache_entries)
-        # Documents loaded but not yet in the engine (the last push failed); the
-        # last version the engine took of each, and when (monotonic seconds).
-        self._unpushed: dict[str, Mapping[str, Any]] = {}
-        self._accepted: dict[str, tuple[Mapping[str, Any], float]] = {}
-        self._monotonic = monotonic
+        self._data = datasync.DataSync(engine=engine, engine_kind=settings.engine.kind, monotonic=monotonic)
         self._stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
 
     # -- data -------------------------------------------------------------
 
-    def _document(self, name: str, path: Any, loader: state.Loader) -> state.WatchedDocument:
+    def _document(self, name: str, path: Any, loader: files.Loader) -> files.WatchedDocument:
         def counted(error: str) -> None:
             metrics.DATA_RELOADS.labels(document=name, result="error").inc()
 
-        return state.WatchedDocument(name=name, path=path, loader=loader, on_error=counted)
+        return files.WatchedDocument(name=name, path=path, loader=loader, on_error=counted)
 
     def sync_data(self) -> None:
-        """Take new grid, budget and config files; push them into the engine.
-
-        An embedded engine gets both documents. An OPA sidecar (``kind = "opa"``)
-        gets only the budgets (governance's ConfigMap, mounted as the file): its
-        grid comes from the feed sidecar, the one writer OPA's authorization
-        grants it. A push that fails is retried on the next sync, so a sidecar
-        that starts after the webhook, or restarts, still receives the budgets.
-        """
+        """Take new grid, budget and config files; put them into the engine (:mod:`webhook.datasync`)."""
         for document, root in ((self.grid, "grid"), (self.budgets, "budgets")):
             if document.refresh():
                 metrics.DATA_RELOADS.labels(document=document.name, result="ok").inc()
-                if document.value is not None and self._pushes(root):
-                    self._unpushed[root] = document.value
-        self._push_budgets_again_if_due()
-        for root, value in list(self._unpushed.items()):
-            if self._put(root, value):
-                del self._unpushed[root]
+                if document.value is not None:
+                    self._data.offer(root, document.value)
+        self._data.push()
         self.config.refresh()
         self.certificate.refresh()
-
-    def _pushes(self, root: str) -> bool:
-        """Whether this worker puts ``data.carbongate.<root>`` into its engine."""
-        return self.settings.engine.kind == "embedded" or root == "budgets"
-
-    def _push_budgets_again_if_due(self) -> None:
-        """An OPA sidecar that restarted has forgotten its data: put the budgets again.
-
-        Only the last version OPA accepted: one it refused as invalid
-        (``PolicyDataError``) would be refused again, every minute.
-        """
-        accepted = self._accepted.get("budgets")
-        if (self.settings.engine.kind == "opa" and accepted is not None
-                and self._monotonic() - accepted[1] >= OPA_REPUT_S):
-            self._unpushed.setdefault("budgets", accepted[0])
-
-    def _put(self, root: str, value: Mapping[str, Any]) -> bool:
-        """Put a document into the engine; False when it should be tried again."""
-        try:
-            self.engine.put_data(root, value)
-        except Exception as error:  # an engine failure must not stop the sync loop
-            log.error("cannot publish %s to the policy engine: %s", root, error)
-            metrics.DATA_RELOADS.labels(document=root, result="error").inc()
-            # Refused data stays refused, and an in-process engine's failure is no
-            # passing one: both wait for the next version of the file. An OPA
-            # sidecar that is starting or restarting will take it on a later sync.
-            return (isinstance(error, engine_errors.PolicyDataError)
-                    or self.settings.engine.kind != "opa")
-        self._accepted[root] = (value, self._monotonic())
-        return True
 
     def start_sync(self, interval_s: float = 1.0) -> None:
         """Poll the snapshot files in a daemon thread (one per worker)."""
@@ -218,7 +164,7 @@ class AdmissionService:
         succeeds changes the engine's data without changing the files.
         """
         return (self.engine.version, self.grid.value, self.budgets.value, self.config.value,
-                self._accepted.get("grid"), self._accepted.get("budgets"))
+                self._data.accepted("grid"), self._data.accepted("budgets"))
 
     def _parsed_grid(self, grid: Mapping[str, Any] | None) -> tuple[Mapping[str, Any] | None, dict[Any, Any] | None]:
         """The grid's forecasts as series, parsed once per snapshot version, and its plans made so far."""
@@ -231,24 +177,12 @@ class AdmissionService:
 
     def _knowledge(self, namespace_labels: Mapping[str, str]) -> admission.Knowledge:
         grid = self.grid.value
-        config = self.config.value or {}
         series, plans = self._parsed_grid(grid)
-        return admission.Knowledge(
-            now=self._clock(),
-            grid=grid,  # type: ignore[arg-type]
-            budgets=self.budgets.value,
-            config=config,
-            namespace_labels=namespace_labels,
-            home_region=_home_region(self.settings, config, grid),
-            own_namespace=self.settings.webhook.own_namespace,
-            exempt_namespaces=frozenset(self.settings.webhook.exempt_namespaces),
-            policy_version=self.engine.version,
-            plan_step_s=self.settings.grid.plan_step_min * 60,
-            horizon_s=self.settings.grid.forecast_horizon_h * 3600,
-            stale_grace_s=self.settings.grid.stale_grace_s,
-            grid_series=series,
-            plans=plans,
-            object_in_input=self.settings.webhook.policy_input_object,
+        return admission.knowledge(
+            settings=self.settings, platform=platform.PlatformConfig.of(self.config.value),
+            now=self._clock(), grid=grid, budgets=self.budgets.value,  # type: ignore[arg-type]
+            namespace_labels=namespace_labels, policy_version=self.engine.version,
+            grid_series=series, plans=plans, object_in_input=self.settings.webhook.policy_input_object,
         )
 
     def _evaluate(self, policy_input: Mapping[str, Any], *, deadline: float | None) -> Any:
@@ -285,14 +219,3 @@ class AdmissionService:
 
 def _load_grid(path: Any) -> Mapping[str, Any]:
     return snapshot.load_snapshot(path)
-
-
-def _home_region(settings: settings_mod.Settings, config: Mapping[str, Any], grid: Any) -> str:
-    """Settings first, then the platform config, then the first region with data."""
-    if settings.grid.home_region:
-        return settings.grid.home_region
-    configured = config.get("home_region")
-    if isinstance(configured, str) and configured:
-        return configured
-    regions = list((grid or {}).get("regions", {}))
-    return regions[0] if regions else ""

@@ -8,73 +8,14 @@ stale flag instead of a half-written document.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-Loader = Callable[[Path], Mapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class _Stamp:
-    mtime_ns: int
-    size: int
-
-
-class WatchedDocument:
-    """A JSON document read from a file and re-read when the file changes."""
-
-    def __init__(self, *, name: str, path: Path, loader: Loader, on_error: Callable[[str], None]) -> None:
-        self.name = name
-        self.path = path
-        self._loader = loader
-        self._on_error = on_error
-        self._stamp: _Stamp | None = None
-        self._value: Mapping[str, Any] | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def value(self) -> Mapping[str, Any] | None:
-        """The last document that loaded cleanly, or None."""
-        return self._value
-
-    def refresh(self) -> bool:
-        """Reload if the file changed; True when a new version was taken."""
-        with self._lock:
-            stamp = self._current_stamp()
-            if stamp is None or stamp == self._stamp:
-                return False
-            try:
-                value = self._loader(self.path)
-            except (OSError, ValueError) as error:
-                self._on_error(f"{self.name}: {error}")
-                log.warning("keeping the previous %s: cannot load %s: %s", self.name, self.path, error)
-                return False
-            self._stamp, self._value = stamp, value
-            return True
-
-    def _current_stamp(self) -> _Stamp | None:
-        try:
-            status = self.path.stat()
-        except OSError:
-            return None
-        return _Stamp(mtime_ns=status.st_mtime_ns, size=status.st_size)
-
-
-def load_json(path: Path) -> Mapping[str, Any]:
-    """A JSON object from a file (ValueError when it is not an object)."""
-    value = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(value, dict):
-        raise ValueError(f"{path} does not hold a JSON object")
-    return value
-
 
 NamespaceReader = Callable[[str], Mapping[str, str]]
 
@@ -146,9 +87,9 @@ def kubernetes_namespace_reader(*, api_client: Any, timeout_s: float) -> Namespa
     The client comes from :func:`carbongate.kube.api_client`: in-cluster in a
     pod, the kubeconfig (and context) on a laptop.
     """
-    from kubernetes import client
+    from carbongate import kube
 
-    api = client.CoreV1Api(api_client)
+    api = kube.CoreV1Api(api_client)
 
     def read(namespace: str) -> Mapping[str, str]:
         found = api.read_namespace(namespace, _request_timeout=timeout_s)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from carbon_feed import chain, clock, config, metrics
+from carbon_feed import chain, config, metrics
+from carbongate import clock
 from tests.carbon_feed import helpers
 
 

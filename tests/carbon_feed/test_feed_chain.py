@@ -20,7 +20,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from carbon_feed import chain, clock, config, electricitymaps, errors, metrics, model, traces, watttime
+from carbon_feed import chain, config, electricitymaps, errors, metrics, model, traces, watttime
+from carbongate import clock
 from tests.carbon_feed.helpers import EXAMPLES, at, make_parts, recorded, sample
 
 NOW = at("2024-03-01T23:10:00Z")

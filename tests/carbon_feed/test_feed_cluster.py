@@ -27,8 +27,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from carbon_feed import clock as clock_mod
 from carbon_feed import cluster, service
+from carbon_feed import feed as feed_mod
+from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
 from tests.support import kube_api
 from tests.support.waiting import eventually
@@ -71,7 +72,7 @@ def providers_file(directory: Path, provider: HTTPServer) -> Path:
 
 
 def _feed(tmp_path: Path, provider: HTTPServer, served: kube_api.RunningKubeApi, name: str,
-          clock: clock_mod.ManualClock) -> service.Feed:
+          clock: clock_mod.ManualClock) -> feed_mod.Feed:
     settings = settings_mod.load(environ={}, overrides={
         "kube": {"api_url": served.url},
         "grid": {"snapshot_path": tmp_path / name / "grid.json"},
@@ -83,8 +84,8 @@ def _feed(tmp_path: Path, provider: HTTPServer, served: kube_api.RunningKubeApi,
 
 
 def _two_feeds(tmp_path: Path, provider: HTTPServer, served: kube_api.RunningKubeApi,
-               clock: clock_mod.ManualClock) -> tuple[cluster.ClusterFetch, service.Feed,
-                                                      cluster.ClusterFetch, service.Feed]:
+               clock: clock_mod.ManualClock) -> tuple[cluster.ClusterFetch, feed_mod.Feed,
+                                                      cluster.ClusterFetch, feed_mod.Feed]:
     """Feeds "a" and "b" with their cluster parts, "a" the first to ask for the Lease."""
     first, second = (_feed(tmp_path, provider, served, n, clock) for n in ("a", "b"))
     assert first.cluster is not None and second.cluster is not None

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from carbon_feed import clock, config, electricitymaps, errors, service
+from carbon_feed import config, electricitymaps, errors, service
+from carbongate import clock
 from carbongate import settings as settings_mod
 from tests.carbon_feed.helpers import at, recorded
 

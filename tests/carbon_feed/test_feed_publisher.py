@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 import policy_engine
-from carbon_feed import clock, files, metrics, publisher, service
+from carbon_feed import metrics, publisher, service
+from carbongate import clock, files
 from carbongate import settings as settings_mod
 from planner import snapshot as contract
 from tests.carbon_feed.helpers import EXAMPLES, at, sample

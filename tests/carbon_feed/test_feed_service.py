@@ -13,7 +13,9 @@ import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 
-from carbon_feed import clock, document, errors, model, service
+from carbon_feed import document, errors, model, service
+from carbon_feed import feed as feed_mod
+from carbongate import clock
 from carbongate import settings as settings_mod
 from planner import snapshot as contract
 from tests.carbon_feed.helpers import EXAMPLES, at, recorded, sample
@@ -186,7 +188,7 @@ def test_an_unexpected_error_in_a_refresh_is_logged_and_the_loop_goes_on(
 
     monkeypatch.setattr(feed.chains[0], "resolve", explode)
 
-    assert service.safe_refresh(feed) is None
+    assert feed_mod.safe_refresh(feed) is None
     assert "grid refresh failed" in caplog.text
 
 
@@ -238,7 +240,7 @@ def test_unknown_paths_are_404(sidecar: service.Sidecar) -> None:
 def test_a_loop_that_stopped_refreshing_is_unhealthy(tmp_path: Path) -> None:
     feed = service.build_feed(settings_for(tmp_path, None), clock=clock.ManualClock(at("2026-11-22T12:07:00Z")))
 
-    status, body = service.health(service.FeedLoop(feed, tick_s=30))
+    status, body = feed_mod.health(feed_mod.FeedLoop(feed, tick_s=30))
 
     assert status == 503 and body["status"] == "stalled"
     assert body["missing"] == ["GB", "DE", "NO"]

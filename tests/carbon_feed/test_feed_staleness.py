@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from carbon_feed import clock, service
+from carbon_feed import service
+from carbongate import clock
 from carbongate import settings as settings_mod
-from governance import energy
+from planner import energy, snapshot
 from planner import plan as planning
-from planner import snapshot
 from policy_engine import embedded
 from tests.webhook import builders
 from webhook import admission, reviews

@@ -37,7 +37,9 @@ import grpc
 import pytest
 from grpc_tools import protoc
 
-from carbon_feed import clock, keda, service
+from carbon_feed import feed as feed_mod
+from carbon_feed import keda, service
+from carbongate import clock
 from carbongate import settings as settings_mod
 from tests.carbon_feed.helpers import EXAMPLES, at
 
@@ -74,7 +76,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 @dataclass
 class Running:
-    feed: service.Feed
+    feed: feed_mod.Feed
     clock: clock.ManualClock
     stub: Any
     pb2: ModuleType

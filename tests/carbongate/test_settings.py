@@ -34,12 +34,20 @@ def test_environment_strings_become_typed_values() -> None:
         "CARBONGATE_GRID_WINDOW_DURATIONS_MIN": "30, 60,120",
         "CARBONGATE_WEBHOOK_CLIENT_CA_FILE": "/etc/ca.crt",
         "CARBONGATE_ENGINE_KIND": "opa",
-        "CARBONGATE_WEBHOOK_EXEMPT_NAMESPACES": "kube-system,infra",
+        "CARBONGATE_FEED_TRACE_FILES": "a.csv,b.csv",
     })
     assert loaded.grid.window_durations_min == (30, 60, 120)
     assert loaded.webhook.client_ca_file == Path("/etc/ca.crt")
     assert loaded.engine.kind == "opa"
-    assert loaded.webhook.exempt_namespaces == ("kube-system", "infra")
+    assert loaded.feed.trace_files == (Path("a.csv"), Path("b.csv"))
+
+
+def test_the_exempt_namespaces_setting_is_gone_with_a_pointer_to_the_platform_config() -> None:
+    """One list of exempt namespaces: data.json's, which the policy reads too (carbongate/platform.py)."""
+    with pytest.raises(settings.SettingsError, match="moved to the platform config"):
+        settings.load(environ={}, overrides={"webhook": {"exempt_namespaces": ["kube-system", "infra"]}})
+    with pytest.raises(settings.SettingsError, match="moved to the platform config"):
+        settings.load(environ={"CARBONGATE_WEBHOOK_EXEMPT_NAMESPACES": "kube-system,infra"})
 
 
 @pytest.mark.parametrize(("environ", "message"), [

@@ -34,6 +34,23 @@ def test_an_instant_without_a_time_zone_is_refused() -> None:
         timefmt.parse_time("2026-11-22T13:00:00")
 
 
+def test_a_bare_time_is_utc_only_where_asked_for_trace_files() -> None:
+    assert timefmt.parse_time("2023-01-01 05:00:00", naive_utc=True) == datetime(2023, 1, 1, 5, tzinfo=UTC)
+    assert timefmt.parse_time("2023-01-01T06:00:00+01:00", naive_utc=True) == datetime(2023, 1, 1, 5, tzinfo=UTC)
+    with pytest.raises(timefmt.NoTimeZone):
+        timefmt.parse_time("2023-01-01 05:00:00")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("2026-11-22T13:00:00", "--now '2026-11-22T13:00:00' has no time zone"),
+    ("tomorrow", "--now 'tomorrow' is not RFC 3339"),
+])
+def test_read_time_names_what_was_wrong(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        timefmt.read_time(text, "--now")
+    assert timefmt.read_time("2026-11-22T13:00:00Z", "--now") == datetime(2026, 11, 22, 13, tzinfo=UTC)
+
+
 AT = datetime(2026, 11, 22, 17, tzinfo=UTC)
 
 

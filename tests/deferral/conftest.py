@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
-from deferral import clock as clock_mod
 from deferral import metrics as metrics_mod
 from deferral import service
 from policy_engine import embedded

@@ -23,10 +23,11 @@ from typing import Any
 
 import pytest
 
+from carbongate import platform as platform_mod
+from carbongate.clock import ManualClock
 from deferral import interrupt, listing, service, workloads
 from deferral import kube as kube_mod
 from deferral import metrics as metrics_mod
-from deferral.clock import ManualClock
 from policy_engine import opa_server
 from tests.deferral import builders, grid_files
 from tests.deferral.conftest import START, Cluster, Replica, settings_for_test
@@ -218,12 +219,12 @@ def test_carbongate_deferred_shows_the_plan_of_slices(cluster, release_engine) -
     replica = start(cluster, release_engine, train=running_job())
     pause_at_one(cluster, replica)
     settings = settings_for_test(snapshot_path=cluster.snapshot_path, policy_dir=cluster.policy_dir)
-    platform = service.platform_config(cluster.policy_dir)
-    config = service.controller_config(settings.deferral, platform=platform)
+    platform = platform_mod.read(cluster.policy_dir)
+    config = service.controller_config(settings, platform)
     gateway = kube_mod.Gateway(api_client=cluster.kube.api_client())
     rows = listing.collect(gateway, now=START + timedelta(hours=1),
                            default_duration_s=config.default_duration_s,
-                           grid_view=service.grid_view(settings, metrics=metrics_mod.Metrics()),
+                           grid_view=service.grid_view(settings, platform, metrics=metrics_mod.Metrics()),
                            pausing_config=config.pausing)
     (row,) = rows
     assert row["reason"] == "interruptible, paused, 1 pause(s), 180m of work left"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import kubernetes.client
 import pytest
 
+from carbongate import clock as clock_mod
 from carbongate import leases
-from deferral import clock as clock_mod
 from tests.deferral.conftest import START
 from tests.support import kube_api
 

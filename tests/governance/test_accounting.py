@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from carbongate import settings
-from governance import accounting, energy, history, ledger, runs
+from governance import accounting, history, ledger, runs
+from planner import energy
 from tests.governance.conftest import FIXTURES, at
 
 TRACES = (FIXTURES / "grid-GB.csv", FIXTURES / "grid-DE.csv")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from carbongate import cli, settings
-from governance import budgets, ledger, metrics, service
+from governance import budgets, ledger, metrics, publishing
 from tests.governance.conftest import at, record
 from webhook import offline
 
@@ -99,8 +99,8 @@ def test_a_team_past_80_percent_is_warned_on_its_next_apply(
         database: str, budgets_file: Path, tmp_path: Path) -> None:
     store = ledger.open_ledger(database)
     snapshot = tmp_path / "state" / "budgets.json"
-    governance = service.Governance(
-        store=store, budgets_file=service.BudgetsFile(budgets_file),
+    governance = publishing.Governance(
+        store=store, budgets_file=publishing.BudgetsFile(budgets_file),
         sinks=[budgets.FileSink(snapshot)], meters=metrics.create(),
         clock=lambda: at("2026-11-21T12:00"))
     governance.publish()

@@ -18,7 +18,8 @@ import kubernetes.client
 import pytest
 
 from carbongate import unreviewed
-from governance import collector, energy, history, ledger, metrics, pods
+from governance import collector, history, ledger, metrics, pods
+from planner import energy
 from tests.governance.conftest import FIXTURES, at, finished_pod
 from tests.support import kube_api, waiting
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from carbongate import clock as clock_mod
 from carbongate import settings as settings_mod
-from deferral import clock as clock_mod
 from governance import metrics
 from governance import service as service_mod
 from tests.governance.conftest import FIXTURES, at, finished_pod
@@ -82,9 +82,7 @@ class Replica:
         return self.sample("carbongate_governance_runs_recorded_total", phase="Succeeded") or 0.0
 
     def healthz(self) -> Any:
-        app = service_mod.create_app(service=self.running.service, ready=lambda: self.running.ready,
-                                     leading=lambda: self.running.leadership.leading)
-        return app.test_client().get("/healthz").get_json()
+        return service_mod.health(self.running)[1]
 
 
 @dataclass

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from governance import collector, energy, history, ledger, metrics, pods
+from governance import collector, history, ledger, metrics, pods
+from planner import energy
 from tests.governance.conftest import FIXTURES, at, finished_pod
 
 TWO_HOURS_KWH = 0.01318416

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from carbongate import files
 from carbongate import settings as settings_mod
 from policy_engine import engine as engine_mod
 from policy_engine import errors, factory
@@ -30,7 +31,6 @@ from tests.reliability import checks, fuzz_target, grid, strategies
 from tests.reliability.profiles import examples
 from webhook import admission, decision_cache, reviews, workloads
 from webhook import decisions as webhook_decisions
-from webhook import state as webhook_state
 
 ACTIONS = {"admit", "defer", "shift", "deny"}
 MODES = {"enforce", "warn", "dryrun", "off"}
@@ -69,7 +69,7 @@ def policy() -> Iterator[Policy]:
     engine = factory.build(settings.engine)
     engine.put_data("grid", snapshot)
     engine.put_data("budgets", fuzz_target.budgets(now))
-    config = webhook_state.load_json(settings.engine.policy_dir / "carbongate" / "config" / "data.json")
+    config = files.load_json(settings.engine.policy_dir / "carbongate" / "config" / "data.json")
     knowledge = admission.Knowledge(
         now=now, grid=snapshot, budgets=fuzz_target.budgets(now), config=config,  # type: ignore[arg-type]
         # Opted in, every tier allowed: the fuzzed decisions reach the patch builder.

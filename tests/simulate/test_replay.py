@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from carbongate import settings as settings_mod
-from governance import energy
+from planner import energy
 from policy_engine import factory
 from simulate import forecasts, grid, replay, report, run, snapshots
 from simulate import workload as workload_mod

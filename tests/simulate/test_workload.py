@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from carbongate import timefmt
-from governance import energy
+from planner import energy
 from simulate import workload as workload_mod
 from webhook import workloads
 

@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY
 from carbongate import settings as settings_mod
 from policy_engine import errors, opa_server
 from tests.support import opa_rest_double
-from webhook import service, state
+from webhook import datasync, service, state
 
 DOC = {"period": "2026-11", "generated_at": "2026-11-22T12:00:00Z",
        "teams": {"ml": {"limit_g": 800.0, "used_g": 700.0, "percent": 87.5, "state": "warn"}}}
@@ -144,14 +144,14 @@ def test_a_sidecar_that_lost_its_data_gets_the_budgets_again_after_a_minute(
     worker.sync_data()
     # What a restarted OPA looks like from here: the document is gone.
     requests.delete(f"{opa.url}/v1/data/carbongate/budgets", timeout=5).raise_for_status()
-    monotonic.now += service.OPA_REPUT_S - 1
+    monotonic.now += datasync.OPA_REPUT_S - 1
     worker.sync_data()
     assert in_opa(opa) is None
     monotonic.now += 1
     worker.sync_data()
     assert in_opa(opa) == DOC
     assert budget_puts(opa) == 2
-    monotonic.now += service.OPA_REPUT_S - 1  # the minute counts from the last put
+    monotonic.now += datasync.OPA_REPUT_S - 1  # the minute counts from the last put
     worker.sync_data()
     assert budget_puts(opa) == 2
 
@@ -173,7 +173,7 @@ def test_a_document_opa_cannot_hold_is_not_tried_again(
     assert push_errors() == errors_before + 1
     # The re-put repeats what OPA last accepted, never the refused version.
     requests.delete(f"{opa.url}/v1/data/carbongate/budgets", timeout=5).raise_for_status()
-    monotonic.now += service.OPA_REPUT_S
+    monotonic.now += datasync.OPA_REPUT_S
     worker.sync_data()
     assert in_opa(opa) == DOC
     assert push_errors() == errors_before + 1

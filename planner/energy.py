@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import yaml
 
-from governance import quantities
+from planner import quantities
 
 Cloud = Literal["aws", "gcp", "azure"]
 GIB = Decimal(2**30)

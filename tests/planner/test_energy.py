@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from governance import energy, quantities
+from planner import energy, quantities
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "governance"
 
