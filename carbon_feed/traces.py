@@ -146,20 +146,13 @@ class ReplayMap:
         if self.start <= now < self.end:
             return now
         for year in range(self.start.year, self.end.year + 1):
-            moved = _same_time_in(now, year)
+            moved = tracefile.same_time_in(now, year)
             if self.start <= moved < self.end:
                 return moved
         return self._wrap(now)
 
     def _wrap(self, moment: datetime) -> datetime:
         return self.start + (moment - self.start) % self.span
-
-
-def _same_time_in(moment: datetime, year: int) -> datetime:
-    try:
-        return moment.replace(year=year)
-    except ValueError:  # 29 February in a year without one
-        return moment.replace(year=year, day=28)
 
 
 def window_points(trace: series.Series, start: datetime, end: datetime) -> list[series.Point]:

@@ -109,11 +109,7 @@ class GridView:
         doc = None if self._snapshot is None else self._snapshot["regions"].get(region)
         if doc is None:
             return None
-        try:
-            fresh_until = snapshot.region_fresh_until(doc, self._defaults.stale_grace_s)
-            fresh_until_ns = int(fresh_until.timestamp()) * planning.NS_PER_S
-        except (KeyError, TypeError, ValueError):
-            fresh_until_ns = 0  # the policies read that as stale
+        fresh_until_ns = planning.fresh_until_ns(doc, self._defaults.stale_grace_s)
         return {"now_g_per_kwh": doc.get("g_per_kwh"), "signal": doc.get("signal"),
                 "stale": doc.get("stale"), "observed_at": doc.get("observed_at"),
                 "fresh_until_ns": fresh_until_ns, "source": doc.get("source")}

@@ -186,18 +186,10 @@ def _onto_trace(trace: series_mod.Series, begin: datetime, finish: datetime) -> 
     assert trace.start is not None and trace.end is not None
     years = [begin.year, *range(trace.start.year, trace.end.year + 1)]
     for year in years:
-        moved = _same_time_in(begin, year)
+        moved = tracefile.same_time_in(begin, year)
         if trace.start < moved + (finish - begin) and moved < trace.end:
             return moved
     return None
-
-
-def _same_time_in(moment: datetime, year: int) -> datetime:
-    """The same time of year in ``year``; 29 February becomes the 28th where there is none."""
-    try:
-        return moment.replace(year=year)
-    except ValueError:
-        return moment.replace(year=year, day=28)
 
 
 # --- the archive of published snapshots -------------------------------------------------

@@ -102,7 +102,7 @@ def plan_workload(
             "stale": bool(region.get("stale", True)),
             "source": str(region.get("source", "")),
             "observed_at": str(region.get("observed_at", "")),
-            "fresh_until_ns": _fresh_until_ns(region, rules.stale_grace_s),
+            "fresh_until_ns": fresh_until_ns(region, rules.stale_grace_s),
             "move_g": _move_grams(name, rules, workload, home_mean,
                                   _mean_now(region_series, now, workload.duration_s)),
             "windows": candidates,
@@ -110,7 +110,7 @@ def plan_workload(
     return {"home_region": rules.home_region, "duration_s": workload.duration_s, "regions": regions}
 
 
-def _fresh_until_ns(region: snapshot.RegionDoc, grace_s: int) -> int:
+def fresh_until_ns(region: snapshot.RegionDoc, grace_s: int) -> int:
     """When the region's data turns stale, in ns; 0 (stale) when the snapshot cannot say."""
     try:
         return int(snapshot.region_fresh_until(region, grace_s).timestamp()) * NS_PER_S

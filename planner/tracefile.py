@@ -201,3 +201,15 @@ def recorded_rows(table: Table) -> dict[str, list[tuple[datetime, datetime, floa
             if number is not None:
                 found[region].append((issued, target, number))
     return found
+
+
+def same_time_in(moment: datetime, year: int) -> datetime:
+    """The same time of year in ``year``: how a past trace is replayed onto another year.
+
+    29 February becomes the 28th in a year without one. The feed replays traces
+    and governance prices runs on them this one way.
+    """
+    try:
+        return moment.replace(year=year)
+    except ValueError:
+        return moment.replace(year=year, day=28)

@@ -29,6 +29,7 @@ from typing import Any
 
 from carbongate import timefmt
 from deferral import interrupt, workloads
+from planner import plan as planning
 from planner import series as series_mod
 from planner import slices, windows
 from policy_engine import engine as engine_mod
@@ -151,7 +152,7 @@ class Replayer:
         fresh_until = series.end if series is not None and series.end is not None else _at(now_s)
         return {"now_g_per_kwh": value, "signal": "average", "stale": False,
                 "observed_at": timefmt.format_time(_at(issued)),
-                "fresh_until_ns": int(fresh_until.timestamp()) * 1_000_000_000}
+                "fresh_until_ns": int(fresh_until.timestamp()) * planning.NS_PER_S}
 
     def _ask(self, document: dict[str, Any]) -> Any:
         return self._engine.evaluate(engine_mod.INTERRUPT_DECISION, document)

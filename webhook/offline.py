@@ -177,7 +177,8 @@ class Reviewer:
         job = request.object or {}
         interruptible = request.kind == "Job" and _annotations(job).get("carbongate.io/interruptible") == "true"
         plan = (_slice_plan(job, result.decision or {}, grid=grid, config=self.config, now=now,
-                            home=home, step_s=settings.grid.plan_step_min * 60)
+                            home=home, step_s=settings.grid.plan_step_min * 60,
+                            default_duration_s=self.platform.default_duration_s(settings))
                 if interruptible else None)
         return Outcome(request=request, result=result, now=now, home_region=home,
                        policy_version=self.engine.version, slice_plan=plan, interruptible=interruptible,
@@ -194,7 +195,8 @@ class Reviewer:
 
 
 def _slice_plan(job: Mapping[str, Any], decision: Mapping[str, Any], *, grid: snapshot.GridSnapshot,
-                config: Mapping[str, Any], now: datetime, home: str, step_s: int) -> slices.SlicePlan | None:
+                config: Mapping[str, Any], now: datetime, home: str, step_s: int,
+                default_duration_s: int) -> slices.SlicePlan | None:
     """The slices the controller would plan for this Job if admitted now as decided."""
     rules = slices.rules_from_config(config).get(str(decision.get("tier") or config.get("default_tier")))
     notes = _annotations(job)
@@ -211,7 +213,7 @@ def _slice_plan(job: Mapping[str, Any], decision: Mapping[str, Any], *, grid: sn
     try:
         duration = timefmt.parse_duration(notes["carbongate.io/expected-duration"])
     except (KeyError, ValueError):
-        duration = int(config.get("default_duration_s") or 3600)
+        duration = default_duration_s
     progress = slices.Progress(remaining_s=duration, running=decision.get("action") != "defer",
                                pauses_left=rules.max_pauses)
     return slices.plan_slices(series, now=now, deadline=deadline, progress=progress, rules=rules,
