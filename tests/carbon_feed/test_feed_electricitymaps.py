@@ -1,8 +1,10 @@
-"""Electricity Maps v3 through a real local HTTP server replaying recorded responses."""
+"""Electricity Maps v3 through a real local HTTP server replaying recorded responses.
+
+The failure cases both API versions share are in ``test_feed_electricitymaps_failures.py``.
+"""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pytest
@@ -66,67 +68,10 @@ def test_the_forecast_follows_the_latest_value(httpserver: HTTPServer, context: 
     assert reading.series().end == at("2023-05-04T20:00:00Z")
 
 
-def test_the_configured_emission_factor_is_asked_for_and_enforced(
-    httpserver: HTTPServer, context: config.BuildContext
-) -> None:
-    serve(httpserver, "latest", recorded("v3_carbon-intensity_latest_US-MIDW-MISO_direct__zeus.json"),
-          zone="US-MIDW-MISO", factor="direct")
-
-    reading = source(httpserver, context, emission_factor="direct", forecast=False, history=False).fetch(
-        "MISO", now=at("2024-09-27T00:30:00Z"))
-
-    assert (reading.g_per_kwh, reading.emission_factor) == (506, "direct")
 
 
-def test_a_direct_value_where_lifecycle_is_configured_is_rejected(
-    httpserver: HTTPServer, context: config.BuildContext
-) -> None:
-    serve(httpserver, "latest", recorded("v3_carbon-intensity_latest_US-MIDW-MISO_direct__zeus.json"),
-          zone="US-MIDW-MISO")
-
-    with pytest.raises(errors.UnitError, match="'direct' where 'lifecycle' is configured"):
-        source(httpserver, context, forecast=False, history=False).fetch("MISO", now=at("2024-09-27T00:30:00Z"))
 
 
-def test_no_recent_data_is_a_provider_error_with_the_providers_words(
-    httpserver: HTTPServer, context: config.BuildContext
-) -> None:
-    serve(httpserver, "latest", recorded("v3_carbon-intensity_latest_error_no-recent-data__zeus.json"),
-          status=404, zone="US-MIDW-MISO")
-
-    with pytest.raises(errors.HttpError, match='No recent data for zone "US-MIDW-MISO"') as raised:
-        source(httpserver, context).fetch("MISO", now=at("2024-09-27T00:30:00Z"))
-    assert raised.value.kind == "http_404"
-
-
-def test_a_missing_forecast_still_publishes_the_latest_value(
-    httpserver: HTTPServer, context: config.BuildContext, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING)
-    serve(httpserver, "latest", recorded(LATEST_DE))
-    serve(httpserver, "history", {"zone": "DE", "history": []})
-    serve(httpserver, "forecast", {"error": "upstream"}, status=502)
-
-    reading = source(httpserver, context).fetch("DE", now=at("2024-03-01T23:10:00Z"))
-
-    assert [p.g_per_kwh for p in reading.forecast] == [428]
-    assert "no forecast for DE" in caplog.text
-
-
-def test_an_implausible_value_is_rejected_as_a_unit_problem(
-    httpserver: HTTPServer, context: config.BuildContext
-) -> None:
-    serve(httpserver, "latest", recorded(LATEST_DE) | {"carbonIntensity": 94_400})
-
-    with pytest.raises(errors.UnitError, match="not a plausible gCO2eq/kWh"):
-        source(httpserver, context).fetch("DE", now=at("2024-03-01T23:10:00Z"))
-
-
-def test_an_answer_for_another_zone_is_malformed(httpserver: HTTPServer, context: config.BuildContext) -> None:
-    serve(httpserver, "latest", recorded("v3_carbon-intensity_latest_US-MIDW-MISO_lifecycle__zeus.json"))
-
-    with pytest.raises(errors.MalformedResponse, match="asked for DE, got US-MIDW-MISO"):
-        source(httpserver, context).fetch("DE", now=at("2024-09-24T03:10:00Z"))
 
 
 def test_unknown_options_and_factors_fail_at_start_up(context: config.BuildContext) -> None:

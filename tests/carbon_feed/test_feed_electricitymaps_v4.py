@@ -8,7 +8,8 @@ and ``end`` answering under ``data``; every answer carries
 ``dataCenterProvider`` and ``dataCenterRegion`` and answered with the zone it
 resolved to). Their values are the recorded v3 bodies of
 ``tests/fixtures/carbon_feed`` reshaped to v4 by the helpers below, so the
-numbers are real grid data. The failure cases are those of the v3 tests.
+numbers are real grid data. The failure cases both versions share are in
+``test_feed_electricitymaps_failures.py``.
 """
 
 from __future__ import annotations
@@ -163,24 +164,6 @@ def test_a_cloud_region_forecast_for_another_zone_is_not_used(
     assert "asked for US-MIDW-MISO, got DE" in caplog.text
 
 
-def test_the_configured_emission_factor_is_asked_for_and_enforced(
-    httpserver: HTTPServer, context: config.BuildContext
-) -> None:
-    serve(httpserver, "latest", v4(recorded(MISO_DIRECT)), zone="US-MIDW-MISO", factor="direct")
-
-    reading = source(httpserver, context, emission_factor="direct", forecast=False, history=False).fetch(
-        "MISO", now=at("2024-09-27T00:30:00Z"))
-
-    assert (reading.g_per_kwh, reading.emission_factor) == (506, "direct")
-
-
-def test_a_direct_value_where_lifecycle_is_configured_is_rejected(
-    httpserver: HTTPServer, context: config.BuildContext
-) -> None:
-    serve(httpserver, "latest", v4(recorded(MISO_DIRECT)), zone="US-MIDW-MISO")
-
-    with pytest.raises(errors.UnitError, match="'direct' where 'lifecycle' is configured"):
-        source(httpserver, context, forecast=False, history=False).fetch("MISO", now=at("2024-09-27T00:30:00Z"))
 
 
 def test_estimations_can_be_refused(httpserver: HTTPServer, context: config.BuildContext) -> None:
@@ -193,59 +176,9 @@ def test_estimations_can_be_refused(httpserver: HTTPServer, context: config.Buil
     assert reading.g_per_kwh == 466
 
 
-def test_no_recent_data_is_a_provider_error_with_the_providers_words(
-    httpserver: HTTPServer, context: config.BuildContext
-) -> None:
-    serve(httpserver, "latest", recorded("v3_carbon-intensity_latest_error_no-recent-data__zeus.json"),
-          status=404, zone="US-MIDW-MISO")
-
-    with pytest.raises(errors.HttpError, match='No recent data for zone "US-MIDW-MISO"') as raised:
-        source(httpserver, context).fetch("MISO", now=at("2024-09-27T00:30:00Z"))
-    assert raised.value.kind == "http_404"
 
 
-def test_a_missing_forecast_still_publishes_the_latest_value(
-    httpserver: HTTPServer, context: config.BuildContext, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING)
-    serve(httpserver, "latest", v4(recorded(LATEST_DE)))
-    serve(httpserver, "past-range", {"error": "not in your plan"}, status=401,
-          start="2024-03-01T22:10:00Z", end="2024-03-01T23:10:00Z")
-    serve(httpserver, "forecast", {"error": "upstream"}, status=502, horizonHours="48")
 
-    reading = source(httpserver, context, history_h=1).fetch("DE", now=at("2024-03-01T23:10:00Z"))
-
-    assert [p.g_per_kwh for p in reading.forecast] == [428]
-    assert "no forecast for DE" in caplog.text
-    assert "no past-range for DE" in caplog.text
-
-
-def test_an_implausible_value_is_rejected_as_a_unit_problem(
-    httpserver: HTTPServer, context: config.BuildContext
-) -> None:
-    serve(httpserver, "latest", v4(recorded(LATEST_DE) | {"carbonIntensity": 94_400}))
-
-    with pytest.raises(errors.UnitError, match="not a plausible gCO2eq/kWh"):
-        source(httpserver, context).fetch("DE", now=at("2024-03-01T23:10:00Z"))
-
-
-def test_an_answer_for_another_zone_is_malformed(httpserver: HTTPServer, context: config.BuildContext) -> None:
-    serve(httpserver, "latest", v4(recorded(MISO_LIFECYCLE)))
-
-    with pytest.raises(errors.MalformedResponse, match="asked for DE, got US-MIDW-MISO"):
-        source(httpserver, context).fetch("DE", now=at("2024-09-24T03:10:00Z"))
-
-
-def test_a_rate_limit_is_not_hidden_as_a_missing_forecast(
-    httpserver: HTTPServer, context: config.BuildContext
-) -> None:
-    serve(httpserver, "latest", v4(recorded(LATEST_DE)))
-    httpserver.expect_request("/v4/carbon-intensity/forecast").respond_with_json(
-        {"message": "slow down"}, status=429, headers={"Retry-After": "120"})
-
-    with pytest.raises(errors.RateLimited) as raised:
-        source(httpserver, context, history=False).fetch("DE", now=at("2024-03-01T23:10:00Z"))
-    assert raised.value.retry_after_s == 120
 
 
 def test_bad_options_fail_at_start_up(context: config.BuildContext) -> None:
