@@ -142,7 +142,7 @@ class ElectricityMapsSource(source.ZonedSource):
         granularity = latest.get("temporalGranularity") if isinstance(latest, Mapping) else None
         if isinstance(granularity, str) and granularity in GRANULARITY_S:
             return GRANULARITY_S[granularity]
-        return source.step_of(starts, default_s=DEFAULT_STEP_S)
+        return series.step_of(starts, default_s=DEFAULT_STEP_S)
 
 
 class ElectricityMapsV4Source(ElectricityMapsSource):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
-import itertools
 import json
 import logging
 from collections.abc import Mapping
@@ -196,10 +195,3 @@ def field(body: Any, key: str, *, provider: str) -> Any:
     if key not in body:
         raise errors.MalformedResponse(f"{provider}: response has no {key!r}")
     return body[key]
-
-
-def step_of(starts: list[datetime], *, default_s: int) -> int:
-    """The spacing of a series: the smallest gap between consecutive starts."""
-    gaps = [int((b - a).total_seconds()) for a, b in itertools.pairwise(starts)]
-    positive = [gap for gap in gaps if gap > 0]
-    return min(positive) if positive else default_s

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from carbon_feed import config, document, errors, model, source
+from carbon_feed import config, document, errors, model
 from planner import series, tracefile
 from planner import snapshot as contract
 
@@ -94,7 +94,7 @@ def _series(file: Path, region: str, rows: list[tuple[datetime, float]]) -> seri
         log.warning("%s: %s has %d repeated times; kept the last of each", file, region,
                     len(rows) - len(by_time))
     starts = list(by_time)
-    step = source.step_of(starts, default_s=DEFAULT_STEP_S)
+    step = series.step_of(starts, default_s=DEFAULT_STEP_S)
     return series.Series(points=tuple(series.Point(t, v) for t, v in by_time.items()), step_s=step)
 
 

@@ -18,10 +18,9 @@ A run is charged the intensity of the hours it actually ran, time-weighted
 from __future__ import annotations
 
 import calendar
-import collections
 import itertools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,14 +131,8 @@ def _trace_rows(path: Path, column: tracefile.Column) -> Iterable[tuple[str, dat
 def _dedupe(points: list[tuple[datetime, float]]) -> series_mod.Series:
     by_start = dict(sorted(points))
     starts = sorted(by_start)
-    step_s = _step(starts)
+    step_s = series_mod.step_of(starts)
     return series_mod.from_pairs(((s, by_start[s]) for s in starts), step_s=step_s)
-
-
-def _step(starts: Sequence[datetime]) -> int:
-    """The most common spacing of the points (hourly for the data portal)."""
-    gaps = collections.Counter(int((b - a).total_seconds()) for a, b in itertools.pairwise(starts))
-    return gaps.most_common(1)[0][0] if gaps else 3600
 
 
 def _by_time_of_year(trace: series_mod.Series, start: datetime, end: datetime) -> tuple[float, float] | None:

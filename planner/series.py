@@ -14,9 +14,11 @@ covered by the hour before it, which is what the snapshot contract says.
 from __future__ import annotations
 
 import bisect
+import collections
 import functools
+import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -135,6 +137,21 @@ class Series:
         i = np.searchsorted(index.bounds_array, at, side="right") - 1
         i = np.minimum(i, len(index.values) - 1)
         return index.integral_array[i] + index.values_array[i] * (at - index.bounds_array[i])
+
+
+def step_of(starts: Sequence[datetime], *, default_s: int = 3600) -> int:
+    """The spacing of a series' points: the most common gap between consecutive starts.
+
+    The one rule for every series read from outside (provider answers, trace
+    files, recorded forecasts, the history governance prices with): a trace
+    with missing hours, a duplicated row or a finer stretch keeps the spacing
+    most of it has, where the smallest gap or the median would not. Ties go
+    to the finer spacing. ``starts`` must be sorted; with no positive gap,
+    ``default_s``.
+    """
+    gaps = collections.Counter(int((b - a).total_seconds()) for a, b in itertools.pairwise(starts))
+    positive = [(count, -gap) for gap, count in gaps.items() if gap > 0]
+    return -max(positive)[1] if positive else default_s
 
 
 def from_pairs(pairs: Iterable[tuple[datetime, float]], *, step_s: int) -> Series:

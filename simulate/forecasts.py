@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-import itertools
 import math
 import zlib
 from collections.abc import Mapping
@@ -205,7 +204,7 @@ def _read_recorded(path: Path) -> dict[str, _Issues]:
 def _issues(by_issue: dict[float, list[series_mod.Point]], path: Path) -> _Issues:
     times = sorted(by_issue)
     points = [tuple(sorted(by_issue[t], key=lambda p: p.start)) for t in times]
-    steps = [(b.start - a.start).total_seconds() for issue in points for a, b in itertools.pairwise(issue)]
-    if not steps:
+    if all(len(issue) < 2 for issue in points):
         raise ForecastError(f"{path}: every issue has a single point; no step can be told")
-    return _Issues(times=times, points=points, step_s=int(np.median(steps)))
+    longest = max(points, key=len)
+    return _Issues(times=times, points=points, step_s=series_mod.step_of([p.start for p in longest]))

@@ -24,8 +24,6 @@ is refused with its name and the reason.
 from __future__ import annotations
 
 import functools
-import itertools
-import statistics
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -128,7 +126,6 @@ def _series(path: Path, region: str, pairs: list[tuple[datetime, float]]) -> ser
     unique = [p for i, p in enumerate(pairs) if i == 0 or p[0] != pairs[i - 1][0]]
     if len(unique) < 2:
         raise GridError(f"{path}: region {region} has fewer than two readings")
-    steps = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(unique)]
-    step_s = int(statistics.median(steps))
+    step_s = series_mod.step_of([t for t, _ in unique])
     points = tuple(series_mod.Point(start=t, g_per_kwh=v) for t, v in unique)
     return series_mod.Series(points=points, step_s=step_s)
