@@ -7,7 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 
-def eventually(check: Callable[[], Any], *, timeout_s: float = 5.0, interval_s: float = 0.01) -> Any:
+# Long enough for what a loaded CI machine does between a change and its effect (a
+# file watch noticing a new snapshot, a new engine compiled with its data, an
+# evaluation): 5 s was missed once at load average 7. A passing wait returns as soon
+# as its condition holds, so only a failing test pays the bound.
+DEFAULT_TIMEOUT_S = 15.0
+
+
+def eventually(check: Callable[[], Any], *, timeout_s: float = DEFAULT_TIMEOUT_S,
+               interval_s: float = 0.01) -> Any:
     """Poll ``check`` until it returns something truthy, and return that; fail with its last value."""
     deadline = time.monotonic() + timeout_s
     while True:
