@@ -21,10 +21,12 @@ compare: other processes share the machine.
 ClientHello and 32 that send headers and part of a body are held open while
 real reviews, one at a time on new connections, must be answered within 1 s.
 
-``--servers gthread,granian`` runs the same rows under granian (if installed:
-``pip install granian``) serving the same Flask apps (``bench/granian_app.py``).
+``--servers asgi,gthread`` runs every row under each gunicorn worker class
+(``webhook.worker_class``; the floor on the same one as carbongate), side by
+side; ``granian`` (if installed: ``pip install granian``) serves the same
+Flask apps (``bench/granian_app.py``).
 
-    nice .venv/bin/python bench/admission.py [--seconds 10] [--slow] [--servers gthread] [--json]
+    nice .venv/bin/python bench/admission.py [--seconds 10] [--slow] [--servers asgi,gthread] [--json]
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ DISTINCT_COUNT = 4000
 CONNECTIONS = (2, 4)  # processes × threads: 8 keep-alive connections
 SLOW_EACH = 32
 REVIEW_WITHIN_S = 1.0
+# gunicorn worker classes (webhook.worker_class); any other --servers name is granian.
+GUNICORN_WORKERS = ("asgi", "gthread")
 
 
 def bodies() -> list[bytes]:
@@ -106,13 +110,15 @@ def distinct_bodies(count: int = DISTINCT_COUNT) -> list[bytes]:
 
 @contextmanager
 def serving(directory: Path, app: str, server: str) -> Iterator[webhook_server.RunningWebhook]:
-    """``app`` (floor or carbongate) under ``server`` (gthread or granian), ready."""
+    """``app`` (floor or carbongate) under ``server`` (asgi, gthread or granian), ready."""
     directory.mkdir(parents=True, exist_ok=True)
     webhook_server.generate_certs(directory / "certs")
     _write_grid(directory)
     port = webhook_server.free_port()
-    config = webhook_server.write_config(directory, port=port)
-    if server == "gthread":
+    gunicorn = server in GUNICORN_WORKERS
+    sections = {"webhook": {"worker_class": server}} if gunicorn else {}
+    config = webhook_server.write_config(directory, port=port, sections=sections)
+    if gunicorn:
         module = "bench.floor" if app == "floor" else "webhook"
         command = [sys.executable, "-m", module, "--config", str(config)]
     else:
@@ -247,7 +253,7 @@ def measure(server: str, seconds: float, slow: bool) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--servers", default="gthread")
+    parser.add_argument("--servers", default="asgi,gthread")
     parser.add_argument("--slow", action="store_true", help="also the slow-client benchmark")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
