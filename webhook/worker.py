@@ -124,13 +124,15 @@ class _AlertingSSLProtocol(sslproto.SSLProtocol):
     of "unknown certificate authority".
     """
 
+    # asyncio's private members (not in typeshed): Python 3.11's sslproto._do_handshake,
+    # with the outgoing data written on a failure too.
     def _do_handshake(self) -> None:
         try:
-            self._sslobj.do_handshake()
+            self._sslobj.do_handshake()  # type: ignore[attr-defined]
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            self._process_outgoing()
+            self._process_outgoing()  # type: ignore[attr-defined]
         except ssl.SSLError as error:
-            self._process_outgoing()  # the alert, before the connection goes
+            self._process_outgoing()  # type: ignore[attr-defined]  # the alert, before the connection goes
             self._on_handshake_complete(error)
         else:
             self._on_handshake_complete(None)
@@ -146,7 +148,8 @@ class _Loop(asyncio.SelectorEventLoop):
         ssl_protocol = _AlertingSSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout)
-        selector_events._SelectorSocketTransport(self, rawsock, ssl_protocol, extra=extra, server=server)
+        selector_events._SelectorSocketTransport(  # type: ignore[attr-defined]
+            self, rawsock, ssl_protocol, extra=extra, server=server)
         return ssl_protocol._app_transport
 
 
