@@ -18,7 +18,7 @@ lacks, and this subclass adds:
 - **JSON refusals**: gunicorn's own 400/414/431/501 (a malformed request
   line, header or chunk) get the JSON body and the count of the app's;
 - **no plaintext fallback**: gunicorn serves without TLS when its SSL
-  context cannot be built (it logs and goes on); here the worker fails;
+  context cannot be built (it logs and goes on); here gunicorn stops;
 - **certificate renewal**: gthread built a context for every connection
   and so read renewed files at once; here the one context reloads the
   chain when the files change (checked every second);
@@ -40,11 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn import sock as gunicorn_sock
+from gunicorn.arbiter import Arbiter
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers.gasgi import ASGIWorker
 
 from carbongate import settings as settings_mod
-from webhook import metrics
 
 HEARTBEAT_S = 1.0
 _STATUSES = {status.value for status in HTTPStatus}
@@ -80,6 +80,8 @@ class _Protocol(ASGIProtocol):  # type: ignore[misc]
     def _send_error_response(self, status: int, message: str, extra_headers: Any = ()) -> None:
         """gunicorn's own refusals (a malformed request line, header or chunk) as JSON,
         counted, as the app's: one shape of error for every client."""
+        from webhook import metrics  # in the worker only: the master creates no metric files
+
         metrics.BAD_REQUESTS.inc()
         body = json.dumps({"error": message}, separators=(",", ":")).encode()
         extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
@@ -199,7 +201,11 @@ class WebhookWorker(ASGIWorker):  # type: ignore[misc]
         """The TLS context, or the worker fails: never serve plaintext because TLS broke."""
         if not self.cfg.is_ssl:
             return None
-        context: ssl.SSLContext = gunicorn_sock.ssl_context(self.cfg)
+        try:
+            context: ssl.SSLContext = gunicorn_sock.ssl_context(self.cfg)
+        except Exception as error:  # a missing file, a key that does not match, a bad CA bundle
+            self.log.error("TLS cannot be set up, not serving: %s", error)
+            raise SystemExit(Arbiter.WORKER_BOOT_ERROR) from error  # gunicorn stops, as at a boot error
         return context
 
 

@@ -14,6 +14,8 @@ import http.client
 import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,7 +146,7 @@ def test_a_stalled_body_gets_its_400_within_the_body_timeout_and_the_connection_
         began = time.monotonic()
         tls.sendall(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     b"Content-Length: 500\r\n\r\n{\"apiVersion\"")
-        response = http.client.HTTPResponse(tls)  # type: ignore[arg-type]
+        response = http.client.HTTPResponse(tls)
         response.begin()
         payload = response.read()
         answered_s = time.monotonic() - began
@@ -198,3 +200,20 @@ def test_sigterm_lets_the_request_in_flight_finish_and_closes_idle_connections_a
     assert server.process.returncode == 0, server.log()[-3000:]
     assert idle_closed_after < 3, idle_closed_after  # not gunicorn's 20 s graceful timeout
     assert exit_s < 10, exit_s
+
+
+def test_a_certificate_and_key_that_do_not_match_stop_the_server_never_plaintext(tmp_path: Path) -> None:
+    """gunicorn's own asgi worker logs a broken TLS setup and serves plain HTTP."""
+    webhook_server.generate_certs(tmp_path / "certs")
+    port = webhook_server.free_port()
+    config = webhook_server.write_config(tmp_path, port=port, sections={
+        "webhook": {"keyfile": str(tmp_path / "certs" / "ca.key")}})  # the CA's key, not the certificate's
+    with open(tmp_path / "server.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "webhook", "--config", str(config)],
+                                   cwd=webhook_server.ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            returncode = process.wait(timeout=60)
+        finally:
+            webhook_server.stop(process)
+    assert returncode != 0
+    assert "TLS cannot be set up, not serving" in (tmp_path / "server.log").read_text(errors="replace")
