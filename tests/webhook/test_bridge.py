@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from webhook import bodies, bridge
@@ -20,6 +20,7 @@ LIMIT = 100
 
 def reading_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """Reads the body as /mutate does and answers what happened, with the environ's essentials."""
+    document: dict[str, Any]
     try:
         body = bodies.read(environ, limit=LIMIT, timeout_s=0.2)
         status, document = "200 OK", {"body": body.decode()}
@@ -52,8 +53,8 @@ def serve(headers: list[tuple[bytes, bytes]], messages: list[dict[str, Any]],
         await asyncio.sleep(3600)  # a client that stopped sending
         raise AssertionError("unreachable")
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     served = bridge.WsgiBridge(app, threads=2, max_body_bytes=LIMIT, body_timeout_s=0.2)
     asyncio.run(served(scope(headers), receive, send))
