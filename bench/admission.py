@@ -21,10 +21,15 @@ compare: other processes share the machine.
 ClientHello and 32 that send headers and part of a body are held open while
 real reviews, one at a time on new connections, must be answered within 1 s.
 
-``--servers gthread,granian`` runs the same rows under granian (if installed:
-``pip install granian``) serving the same Flask apps (``bench/granian_app.py``).
+``--servers asgi,gthread`` runs every row under each gunicorn worker class
+(``webhook.worker_class``; the floor on the same one as carbongate), side by
+side; ``granian`` (if installed: ``pip install granian``) serves the same
+Flask apps (``bench/granian_app.py``).
 
-    nice .venv/bin/python bench/admission.py [--seconds 10] [--slow] [--servers gthread] [--json]
+``--rounds 3`` measures each server three times, the order reversed each round.
+
+    nice .venv/bin/python bench/admission.py [--seconds 10] [--slow] [--servers asgi,gthread]
+                                             [--rounds N] [--json]
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ DISTINCT_COUNT = 4000
 CONNECTIONS = (2, 4)  # processes × threads: 8 keep-alive connections
 SLOW_EACH = 32
 REVIEW_WITHIN_S = 1.0
+# gunicorn worker classes (webhook.worker_class); any other --servers name is granian.
+GUNICORN_WORKERS = ("asgi", "gthread")
 
 
 def bodies() -> list[bytes]:
@@ -106,13 +113,15 @@ def distinct_bodies(count: int = DISTINCT_COUNT) -> list[bytes]:
 
 @contextmanager
 def serving(directory: Path, app: str, server: str) -> Iterator[webhook_server.RunningWebhook]:
-    """``app`` (floor or carbongate) under ``server`` (gthread or granian), ready."""
+    """``app`` (floor or carbongate) under ``server`` (asgi, gthread or granian), ready."""
     directory.mkdir(parents=True, exist_ok=True)
     webhook_server.generate_certs(directory / "certs")
     _write_grid(directory)
     port = webhook_server.free_port()
-    config = webhook_server.write_config(directory, port=port)
-    if server == "gthread":
+    gunicorn = server in GUNICORN_WORKERS
+    sections = {"webhook": {"worker_class": server}} if gunicorn else {}
+    config = webhook_server.write_config(directory, port=port, sections=sections)
+    if gunicorn:
         module = "bench.floor" if app == "floor" else "webhook"
         command = [sys.executable, "-m", module, "--config", str(config)]
     else:
@@ -247,30 +256,39 @@ def measure(server: str, seconds: float, slow: bool) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--servers", default="gthread")
+    parser.add_argument("--servers", default="asgi,gthread")
     parser.add_argument("--slow", action="store_true", help="also the slow-client benchmark")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every server this many times, the order reversed each round "
+                             "(so the machine's changing load does not favour the server run first)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
-    results = {server: measure(server, args.seconds, args.slow) for server in args.servers.split(",")}
+    results = {}
+    for round_ in range(args.rounds):
+        names = args.servers.split(",")
+        for server in names if round_ % 2 == 0 else names[::-1]:
+            label = server if args.rounds == 1 else f"{server}#{round_ + 1}"
+            results[label] = measure(server, args.seconds, args.slow)
+            results[label]["load_average"] = round(os.getloadavg()[0], 2)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     print(f"admission benchmark, {os.cpu_count()} cores, {args.seconds:.0f} s per row, 8 connections, "
           f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after\n")
-    print(f"{'server':<8} {'row':<9} {'req/s':>7} {'/floor':>6} {'p50':>6} {'p95':>6} {'p99':>6} "
+    print(f"{'server':<10} {'row':<9} {'req/s':>7} {'/floor':>6} {'p50':>6} {'p95':>6} {'p99':>6} "
           f"{'cpu ms':>6} {'errors':>6} {'f-open':>6}  RSS MB/worker")
     for server, rows in results.items():
         floor = rows["floor"]["rps"] or 1e-9
         for name in ("floor", "burst", "distinct"):
             row = rows[name]
-            print(f"{server:<8} {name:<9} {row['rps']:>7} {row['rps'] / floor:>6.2f} {row['p50_ms']:>6} "
+            print(f"{server:<10} {name:<9} {row['rps']:>7} {row['rps'] / floor:>6.2f} {row['p50_ms']:>6} "
                   f"{row['p95_ms']:>6} {row['p99_ms']:>6} {row['cpu_ms_per_request']:>6} {row['errors']:>6} "
                   f"{row['fail_opens']:>6}  {row['rss_mb_per_worker']}")
-        print(f"{server:<8} decision cache lookups: {rows['cache']}")
+        print(f"{server:<10} decision cache lookups: {rows['cache']}; load average after: {rows['load_average']}")
         if "slow_clients" in rows:
             slow = rows["slow_clients"]
-            print(f"{server:<8} slow clients: {slow['held_open']} held open; {slow['answered_within_1s']}/"
+            print(f"{server:<10} slow clients: {slow['held_open']} held open; {slow['answered_within_1s']}/"
                   f"{slow['reviews']} reviews answered within 1 s; ms: {slow['ms']}")
     return 0
 

@@ -1,8 +1,8 @@
 """The floor: a no-op admission webhook on exactly carbongate's server setup.
 
 ``python -m bench.floor --config FILE`` serves, under the same gunicorn
-options as ``python -m webhook`` (gthread, TLS 1.2+, keep-alive, workers and
-threads from the settings), a Flask app that reads the review and allows it
+options as ``python -m webhook`` (the worker class of ``webhook.worker_class``,
+TLS 1.2+, keep-alive, workers and threads from the settings), a Flask app that reads the review and allows it
 unchanged. ``create`` is the same app for other servers (granian's
 ``--factory``). What carbongate costs above this is carbongate's own.
 """
@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, Response, request
 
@@ -42,24 +41,12 @@ def main() -> int:
     parser.add_argument("--config", type=Path, required=True)
     args = parser.parse_args()
 
-    from gunicorn.app.base import BaseApplication
-
     from carbongate import settings as settings_mod
     from webhook import server
 
     settings = settings_mod.load(config_file=args.config)
     settings.webhook.metrics_dir.mkdir(parents=True, exist_ok=True)
-    options = server.options(settings, dev=False)
-
-    class Floor(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in options.items():
-                self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            return create()
-
-    Floor().run()
+    server.WebhookServer(settings, dev=False, app_factory=create).run()
     return 0
 
 

@@ -94,8 +94,19 @@ class WebhookSettings:
     keyfile: Path = Path(".dev-certs/tls.key")
     # CA bundle to verify the API server's client certificate (mTLS); empty: off.
     client_ca_file: Path | None = None
+    # The gunicorn worker: "asgi" (webhook/worker.py: TLS handshakes and request reading in
+    # an event loop, only whole requests reach the decision threads; slow clients cannot
+    # stall it) or "gthread" (handshakes and reads in the pool threads; kept to compare
+    # against, docs/performance.md "Slow clients").
+    worker_class: Literal["asgi", "gthread"] = "asgi"
     workers: int = 2
+    # Decision threads per worker (gthread: the pool threads, which also read and handshake).
     threads: int = 8
+    # A client must finish its TLS handshake within this long, and send its request's
+    # headers within this long of the handshake (or, on a kept-alive connection, of the
+    # request's first byte), or the connection is dropped. asgi worker only.
+    handshake_timeout_s: float = 5.0
+    header_timeout_s: float = 5.0
     max_body_bytes: int = 3 * 1024 * 1024
     # The whole request body must arrive within this long, or the request gets a 400
     # and the connection is closed: a client that stops sending mid-body (or declares a

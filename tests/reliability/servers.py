@@ -1,7 +1,7 @@
 """Real processes for the fault, load and security tests, and ways to look inside them.
 
 The webhook is started exactly as ``make run`` starts it (``python -m webhook``:
-gunicorn, gthread workers, TLS) through ``tests.support.webhook_server``, but
+gunicorn, asgi workers, TLS) through ``tests.support.webhook_server``, but
 without ``--dev``: the grid snapshot is written by the test (``grid``) or by a
 separately started feed process, so a fault in one does not hide in the other.
 """

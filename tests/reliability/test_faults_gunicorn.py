@@ -1,6 +1,6 @@
 """The webhook's own processes failing under traffic: a worker killed, the server told to stop.
 
-The real server (``python -m webhook``: gunicorn master, two gthread
+The real server (``python -m webhook``: gunicorn master, two asgi
 workers, TLS, the embedded OPA engine) takes a steady stream of reviews
 from four keep-alive clients (tests/reliability/traffic.py) while:
 

@@ -1,6 +1,6 @@
 """Load and soak: the real webhook holds twice the benchmark's sustained rate without error or leak.
 
-The server is started as ``make run`` starts it (gunicorn, gthread workers,
+The server is started as ``make run`` starts it (gunicorn, asgi workers,
 TLS, the embedded engine and the real policies), over a grid snapshot that is
 replaced while the load runs, so every worker keeps reloading data and
 rebuilding its engines as it would under a live feed. The load comes from

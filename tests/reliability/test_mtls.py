@@ -119,10 +119,13 @@ def test_a_client_without_a_certificate_the_client_ca_signed_for_client_auth_is_
         presented: str | None, alert: str) -> None:
     """Refused in the handshake (TLS 1.2) or by the alert that ends it (TLS 1.3): no HTTP answer at all.
 
-    (A reset instead of the alert is accepted too: in TLS 1.3 the client may have
-    sent its request before the alert arrives.)"""
+    (In TLS 1.3 a reset or an EOF instead of the alert is accepted too: the client's
+    handshake is over before the server checks its certificate, so it may be writing its
+    request when the alert and the close arrive, and fail on the write before reading the
+    alert. The asgi worker answers fast enough for that in about one connection of five.)"""
     with pytest.raises((ssl.SSLError, ConnectionError)) as refused:
         post_review(server, clients[presented] if presented else None, version)
-    if isinstance(refused.value, ssl.SSLError):
+    tls13_eof = version is ssl.TLSVersion.TLSv1_3 and isinstance(refused.value, ssl.SSLEOFError)
+    if isinstance(refused.value, ssl.SSLError) and not tls13_eof:
         assert any(name in str(refused.value).upper() for name in alert.split("|")), refused.value
     assert server.get("/healthz")[0] == 200
