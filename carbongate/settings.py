@@ -107,6 +107,11 @@ class WebhookSettings:
     # request's first byte), or the connection is dropped. asgi worker only.
     handshake_timeout_s: float = 5.0
     header_timeout_s: float = 5.0
+    # Open connections a worker keeps (asgi worker only): one past this is closed as its
+    # handshake completes and counted in carbongate_connections_refused_total. The API
+    # server keeps a few tens; the bound keeps a flood of idle connections from taking
+    # every file descriptor.
+    max_connections: int = 1024
     max_body_bytes: int = 3 * 1024 * 1024
     # The whole request body must arrive within this long, or the request gets a 400
     # and the connection is closed: a client that stops sending mid-body (or declares a

@@ -35,6 +35,10 @@ BAD_REQUESTS = Counter(
     "carbongate_bad_requests_total",
     "Requests refused with HTTP 400 (not an AdmissionReview v1)",
 )
+CONNECTIONS_REFUSED = Counter(
+    "carbongate_connections_refused_total",
+    "Connections closed on arrival because the worker already held webhook.max_connections",
+)
 DRY_RUN = Counter(
     "carbongate_dry_run_reviews_total",
     "Dry-run admission requests (decided, never recorded)",

@@ -22,6 +22,8 @@ lacks, and this subclass adds:
 - **certificate renewal**: gthread built a context for every connection
   and so read renewed files at once; here the one context reloads the
   chain when the files change (checked every second);
+- a **connection cap** (``webhook.max_connections``): one connection past it is
+  closed as it arrives, and counted;
 - **a prompt graceful stop**: on SIGTERM, idle kept-alive connections are
   closed at once; gunicorn would wait ``graceful_timeout`` for them.
 
@@ -31,6 +33,7 @@ The body is read by webhook/bridge.py, also in the loop.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import ssl
@@ -59,8 +62,16 @@ class _Protocol(ASGIProtocol):  # type: ignore[misc]
 
     def connection_made(self, transport: Any) -> None:
         # With TLS this runs once the handshake is done: the first request's clock starts.
+        full = len(self.worker.connections) >= self.worker.max_connections
         self.worker.connections.add(self)
         super().connection_made(transport)
+        if full:
+            from webhook import metrics  # in the worker only: the master creates no metric files
+
+            metrics.CONNECTIONS_REFUSED.inc()
+            self.log.debug("%d connections open already: connection closed", self.worker.max_connections)
+            self.drop()
+            return
         self._arm_header_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -155,11 +166,38 @@ class _Loop(asyncio.SelectorEventLoop):
         return ssl_protocol._app_transport
 
 
+_LOOP_PARAMETERS = ("rawsock", "protocol", "sslcontext", "waiter", "server_side", "server_hostname", "extra",
+                    "server", "ssl_handshake_timeout", "ssl_shutdown_timeout")
+_PROTOCOL_PARAMETERS = ("loop", "app_protocol", "sslcontext", "waiter", "server_side", "server_hostname",
+                        "ssl_handshake_timeout", "ssl_shutdown_timeout")
+
+
+def alerting_loop_fits() -> bool:
+    """Whether this Python's asyncio has the private shape ``_Loop`` was written against.
+
+    ``_Loop`` replaces private asyncio members of Python 3.11-3.13; CPython fixed
+    the missing alert itself (gh-98078), and a later asyncio may change those
+    members. Where they are not as expected the stock loop serves (refusals end
+    in an EOF instead of the alert) rather than every TLS connection failing.
+    """
+    try:
+        made = inspect.signature(asyncio.SelectorEventLoop._make_ssl_transport).parameters
+        protocol = inspect.signature(sslproto.SSLProtocol.__init__).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+    members = all(hasattr(sslproto.SSLProtocol, name)
+                  for name in ("_do_handshake", "_process_outgoing", "_on_handshake_complete"))
+    return (members and hasattr(selector_events, "_SelectorSocketTransport")
+            and all(name in made for name in _LOOP_PARAMETERS)
+            and all(name in protocol for name in _PROTOCOL_PARAMETERS))
+
+
 class WebhookWorker(ASGIWorker):  # type: ignore[misc]
     """The asgi worker with handshake and header timeouts (set by ``worker_class``)."""
 
     handshake_timeout_s = 5.0
     header_timeout_s = 5.0
+    max_connections = 1024
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -167,7 +205,12 @@ class WebhookWorker(ASGIWorker):  # type: ignore[misc]
         self._certificates: _Certificates | None = None
 
     def _setup_event_loop(self) -> None:
-        self.loop = _Loop()
+        if alerting_loop_fits():
+            self.loop = _Loop()
+        else:
+            self.log.info("asyncio's TLS internals differ from Python 3.11-3.13's: stock event loop "
+                          "(a refused handshake may end without its alert)")
+            self.loop = asyncio.SelectorEventLoop()
         asyncio.set_event_loop(self.loop)
 
     async def _serve(self) -> None:
@@ -216,6 +259,7 @@ class _Certificates:
         self._context = context
         self._files = (certfile, keyfile)
         self._seen = self._stamp()
+        self._refused: tuple[tuple[int, int], ...] = ()
 
     def _stamp(self) -> tuple[tuple[int, int], ...]:
         try:
@@ -225,7 +269,7 @@ class _Certificates:
 
     def reload_if_changed(self, log: Any) -> None:
         stamp = self._stamp()
-        if not stamp or stamp == self._seen:
+        if not stamp or stamp in (self._seen, self._refused):
             return
         certfile, keyfile = (str(path) for path in self._files)
         try:
@@ -236,7 +280,8 @@ class _Certificates:
             self._context.load_cert_chain(certfile=certfile, keyfile=keyfile)
         except (OSError, ssl.SSLError, ValueError) as error:
             log.warning("serving certificate not reloaded (kept the previous one): %s", error)
-            return  # tried again at the next change (a half-written pair becomes whole)
+            self._refused = stamp  # said once; tried again at the next change (a half-written pair becomes whole)
+            return
         self._seen = stamp
         log.info("serving certificate reloaded from %s", self._files[0])
 
@@ -244,4 +289,5 @@ class _Certificates:
 def worker_class(web: settings_mod.WebhookSettings) -> type[WebhookWorker]:
     """The worker class with this configuration's timeouts (gunicorn takes a class)."""
     return type("WebhookWorker", (WebhookWorker,), {
-        "handshake_timeout_s": web.handshake_timeout_s, "header_timeout_s": web.header_timeout_s})
+        "handshake_timeout_s": web.handshake_timeout_s, "header_timeout_s": web.header_timeout_s,
+        "max_connections": web.max_connections})

@@ -217,3 +217,23 @@ def test_a_certificate_and_key_that_do_not_match_stop_the_server_never_plaintext
             webhook_server.stop(process)
     assert returncode != 0
     assert "TLS cannot be set up, not serving" in (tmp_path / "server.log").read_text(errors="replace")
+
+
+def test_a_connection_past_max_connections_is_closed_and_counted(tmp_path: Path) -> None:
+    """One worker holding ``webhook.max_connections`` (2) idle connections closes a third as
+    its handshake completes and counts it; the two it holds are still served."""
+    cap = {"workers": 1, "max_connections": 2, "header_timeout_s": 60.0}
+    with servers.webhook(tmp_path, sections={"webhook": cap}) as server:
+        held = [tls_connection(server) for _ in range(2)]
+        try:
+            time.sleep(0.3)  # the server's side of both handshakes done, both counted
+            with tls_connection(server) as third:
+                assert seconds_until_closed(third, limit_s=10) < 5
+            for sock in held:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200"), "a held connection was not served"
+        finally:
+            for sock in held:
+                sock.close()
+        time.sleep(0.3)  # the two closed, so /metrics has a connection of its own
+        assert servers.metric(server, "carbongate_connections_refused_total") == 1
