@@ -31,25 +31,33 @@ Reason = Literal["window-open", "clean-now", "deadline", "break-glass", "waiting
 Source = Literal["deadline", "policy", "fallback"]
 
 
+# Version of the release facts: 2 is the compact input below (1 carried the whole
+# workload record and every region's plan; docs/architecture.md, Release).
+FACTS_VERSION = 2
+# The annotations the release decision reads; no other annotation goes into its input.
+READ_ANNOTATIONS = (workloads.REGION, workloads.RELEASE_NOW)
+# What the release decision reads of the region the workload runs in.
+REGION_FACTS = ("now_g_per_kwh", "stale", "fresh_until_ns", "windows")
+
+
 class WorkloadInput(TypedDict):
-    kind: str
-    namespace: str
-    name: str
     tier: str | None
     annotations: dict[str, str]
-    not_before: str | None
     not_before_ns: int | None
     deadline: str | None
-    deadline_ns: int | None
-    expected_duration_s: int
     release_by_ns: int
 
 
+class PlanInput(TypedDict):
+    home_region: Any
+    regions: dict[str, dict[str, Any]]
+
+
 class ReleaseInput(TypedDict):
-    now: str
+    facts_version: int
     now_ns: int
     workload: WorkloadInput
-    plan: Mapping[str, Any]
+    plan: PlanInput
 
 
 @dataclass(frozen=True)
@@ -125,25 +133,42 @@ def fallback(deferred: workloads.Deferred, *, now: datetime) -> Decision:
 
 def release_input(deferred: workloads.Deferred, *, now: datetime,
                   plan: Mapping[str, Any]) -> ReleaseInput:
-    """``input`` of ``data.carbongate.release.decision`` (docs/architecture.md, Release)."""
+    """``input`` of ``data.carbongate.release.decision`` (docs/architecture.md, Release).
+
+    Only what the decision reads: the two annotations it acts on, the instants
+    it compares, the deadline's text for its message, and of the plan only
+    the region the workload runs in. Every other byte is engine work on each
+    of the controller's many evaluations, and makes equal decisions unequal
+    inputs for the decision cache.
+    """
+    notes = {key: deferred.annotations[key] for key in READ_ANNOTATIONS if key in deferred.annotations}
     return {
-        "now": workloads.format_time(now),
+        "facts_version": FACTS_VERSION,
         "now_ns": to_ns(now),
         "workload": {
-            "kind": deferred.key.kind,
-            "namespace": deferred.key.namespace,
-            "name": deferred.key.name,
             "tier": deferred.tier,
-            "annotations": dict(deferred.annotations),
-            "not_before": _opt_text(deferred.not_before),
+            "annotations": notes,
             "not_before_ns": _opt_ns(deferred.not_before),
             "deadline": _opt_text(deferred.deadline),
-            "deadline_ns": _opt_ns(deferred.deadline),
-            "expected_duration_s": deferred.expected_duration_s,
             "release_by_ns": to_ns(deferred.release_by),
         },
-        "plan": plan,
+        "plan": compact_plan(plan, region=notes.get(workloads.REGION) or None),
     }
+
+
+def compact_plan(plan: Mapping[str, Any], *, region: str | None) -> PlanInput:
+    """The plan's home region and, of its regions, only the one the workload runs in.
+
+    ``region`` is the admitted region (the ``carbongate.io/region`` annotation),
+    None for home, as the policy resolves it.
+    """
+    home = plan.get("home_region")
+    chosen = region if region is not None else home
+    regions = plan.get("regions")
+    found = regions.get(chosen) if isinstance(regions, Mapping) and isinstance(chosen, str) else None
+    kept = {} if not isinstance(found, Mapping) else {
+        str(chosen): {key: found[key] for key in REGION_FACTS if key in found}}
+    return {"home_region": home, "regions": kept}
 
 
 def parse_decision(answer: Any) -> Decision | None:
