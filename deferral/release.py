@@ -13,7 +13,7 @@ window. Every fallback is counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypedDict, cast, get_args
@@ -25,6 +25,8 @@ from policy_engine import engine as engine_mod
 log = logging.getLogger(__name__)
 
 RELEASE_PATH = "carbongate/release/decision"
+# Many workloads' release decisions in one evaluation (policies/rego/carbongate/release/batch.rego).
+BATCH_PATH = "carbongate/release/batch/decisions"
 NS_PER_S = 1_000_000_000
 
 Reason = Literal["window-open", "clean-now", "deadline", "break-glass", "waiting"]
@@ -95,19 +97,78 @@ def decide(
     lead_s: float,
 ) -> Decision:
     """The decision for ``deferred`` at ``now``; ``plan`` is only called when needed."""
+    early = _without_policy(deferred, now=now, lead_s=lead_s)
+    if early is not None:
+        return early
+    if engine is None:
+        return fallback(deferred, now=now)
+    return _ask(engine, deferred, now=now, policy_input=release_input(deferred, now=now, plan=plan()),
+                metrics=metrics)
+
+
+def decide_many(
+    held: Sequence[tuple[workloads.Deferred, Callable[[], Mapping[str, Any]]]],
+    *,
+    now: datetime,
+    engine: engine_mod.PolicyEngine | None,
+    metrics: metrics_mod.Metrics,
+    lead_s: float,
+) -> list[Decision]:
+    """``decide`` for each (workload, plan) at ``now``, the policy asked once for all.
+
+    Item by item the same decisions as ``decide``: the deadline first without
+    the engine or a plan, then ``data.carbongate.release.batch.decisions``,
+    which is the release decision on each item's own input. A batch the
+    engine cannot answer (an error, or policies without the batch rule) is
+    asked again item by item, so failures are counted per workload as ever.
+    """
+    found = [_without_policy(deferred, now=now, lead_s=lead_s) for deferred, _ in held]
+    if engine is None:
+        return [d or fallback(deferred, now=now) for d, (deferred, _) in zip(found, held, strict=True)]
+    asked = [(i, release_input(held[i][0], now=now, plan=held[i][1]()))
+             for i, early in enumerate(found) if early is None]
+    answers = _batch(engine, [policy_input for _, policy_input in asked]) if len(asked) > 1 else None
+    for k, (i, policy_input) in enumerate(asked):
+        deferred = held[i][0]
+        found[i] = (_ask(engine, deferred, now=now, policy_input=policy_input, metrics=metrics)
+                    if answers is None else _judge(deferred, answers.get(str(k)), now=now, metrics=metrics))
+    return [d for d in found if d is not None]
+
+
+def _without_policy(deferred: workloads.Deferred, *, now: datetime, lead_s: float) -> Decision | None:
+    """The deadline's release (nothing else consulted), or None when the policy decides."""
     if now >= deadline_due(deferred, lead_s=lead_s):
         return Decision(True, "deadline", "deadline",
                         f"released: release_by {workloads.format_time(deferred.release_by)} "
                         f"(deadline {_text(deferred.deadline)} - expected duration "
                         f"{deferred.expected_duration_s}s)")
-    if engine is None:
-        return fallback(deferred, now=now)
+    return None
+
+
+def _ask(engine: engine_mod.PolicyEngine, deferred: workloads.Deferred, *, now: datetime,
+         policy_input: ReleaseInput, metrics: metrics_mod.Metrics) -> Decision:
     try:
-        answer = engine.evaluate(RELEASE_PATH, release_input(deferred, now=now, plan=plan()))
+        answer = engine.evaluate(RELEASE_PATH, policy_input)
     except Exception as error:  # fail-open boundary: any engine failure falls back
         metrics.policy_failures.labels(kind="error").inc()
         log.warning("release policy failed for %s: %s", deferred.key, error)
         return fallback(deferred, now=now)
+    return _judge(deferred, answer, now=now, metrics=metrics)
+
+
+def _batch(engine: engine_mod.PolicyEngine, inputs: Sequence[ReleaseInput]) -> Mapping[str, Any] | None:
+    """The batch's decisions by item index ("0", "1", ...), or None to ask item by item."""
+    try:
+        answers = engine.evaluate(BATCH_PATH, {"items": list(inputs)})
+    except Exception as error:  # each item is asked alone, and its failure counted there
+        log.info("release batch of %d not evaluated (%s): asking one by one", len(inputs), error)
+        return None
+    return answers if isinstance(answers, Mapping) else None
+
+
+def _judge(deferred: workloads.Deferred, answer: Any, *, now: datetime,
+           metrics: metrics_mod.Metrics) -> Decision:
+    """The policy's answer as the decision, or the fallback (counted) when it is none."""
     if answer is None:
         metrics.policy_failures.labels(kind="undefined").inc()
         return fallback(deferred, now=now)
