@@ -164,7 +164,8 @@ class Replay:
             # job is counted as run at once, never as emissions avoided.
             outcomes[index] = Outcome(now.timestamp(), job.home, "deny", reason, None, 0, 0)
             return
-        stored = jsonpatch.apply_patch(obj, result.patch) if result.patch else obj
+        # In place: obj is this replay's own (the review carried a serialised copy), so no deep copy.
+        stored = jsonpatch.apply_patch(obj, result.patch, in_place=True) if result.patch else obj
         stored["metadata"]["resourceVersion"] = "1"
         deferred = workloads.read("Job", stored, default_duration_s=self._default_duration_s,
                                   seen_at=now)
