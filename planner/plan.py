@@ -92,11 +92,15 @@ def plan_workload(
     """
     series_by_region = parsed if parsed is not None else parse_regions(grid_regions)
     home_series = series_by_region.get(rules.home_region)
-    home_mean = _mean_now(home_series, now, workload.duration_s)
+    # The means a data move is priced at; a plan moving no data (most) needs neither.
+    moving = workload.data_gb > 0
+    home_mean = _mean_now(home_series, now, workload.duration_s) if moving else None
     regions: dict[str, RegionPlan] = {}
     for name, region in grid_regions.items():
         region_series = series_by_region.get(name)
         candidates = _candidates(region_series, workload, now=now, rules=rules)
+        region_mean = (_mean_now(region_series, now, workload.duration_s)
+                       if moving and name != rules.home_region else None)
         regions[name] = {
             "now_g_per_kwh": _value_now(region, region_series, now),
             "signal": region.get("signal", "average"),
@@ -104,8 +108,7 @@ def plan_workload(
             "source": str(region.get("source", "")),
             "observed_at": str(region.get("observed_at", "")),
             "fresh_until_ns": fresh_until_ns(region, rules.stale_grace_s),
-            "move_g": _move_grams(name, rules, workload, home_mean,
-                                  _mean_now(region_series, now, workload.duration_s)),
+            "move_g": _move_grams(name, rules, workload, home_mean, region_mean),
             "windows": candidates,
         }
     return {"home_region": rules.home_region, "duration_s": workload.duration_s, "regions": regions}
