@@ -507,8 +507,8 @@ def _performance_text(perf: Performance, *, only: bool = False) -> list[str]:
         f"load average (1/5/15 min) {_load(perf.load_before)} before the run and {_load(perf.load_after)} after, "
         "so the wall-clock figure is that of a busy machine. It asked the "
         f"admission policy {perf.admissions} times and the release path {perf.release_decisions} times (the "
-        "policy's share of them for the jobs due at one instant in one engine call); where the time goes, and what it was before, is in "
-        "docs/simulate.md, *Cost*.",
+        "policy's share of them for the jobs due at one instant in one engine call); where the time goes, "
+        "and what it was before, is in docs/simulate.md, *Cost*.",
     ]
 
 
