@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rewrote the interruptible section of {args.out} in {time.perf_counter() - started:.0f} s")
         return 0
     if args.only_performance:
-        section = "\n".join(_performance_text(_performance(files[PERF_REGION], args), only=True)) + "\n"
+        section = "\n".join(_performance_text(_performance(files[PERF_REGION], args), only=True)) + "\n\n"
         args.out.write_text(_replace_section(args.out.read_text(encoding="utf-8"), section, title=PERFORMANCE_TITLE),
                             encoding="utf-8")
         print(f"rewrote the replay-time section of {args.out}")
