@@ -102,6 +102,7 @@ clean_now if {
 better_window := best if {
 	usable
 	best := cleanest(reachable_windows)
+	best.start_ns != workload.not_before_ns # still the planned window: nothing to re-plan
 	beats(best, planned_mean)
 }
 
