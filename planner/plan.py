@@ -9,6 +9,7 @@ replayed on a trace sees exactly what production saw.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -91,11 +92,15 @@ def plan_workload(
     """
     series_by_region = parsed if parsed is not None else parse_regions(grid_regions)
     home_series = series_by_region.get(rules.home_region)
-    home_mean = _mean_now(home_series, now, workload.duration_s)
+    # The means a data move is priced at; a plan moving no data (most) needs neither.
+    moving = workload.data_gb > 0
+    home_mean = _mean_now(home_series, now, workload.duration_s) if moving else None
     regions: dict[str, RegionPlan] = {}
     for name, region in grid_regions.items():
         region_series = series_by_region.get(name)
         candidates = _candidates(region_series, workload, now=now, rules=rules)
+        region_mean = (_mean_now(region_series, now, workload.duration_s)
+                       if moving and name != rules.home_region else None)
         regions[name] = {
             "now_g_per_kwh": _value_now(region, region_series, now),
             "signal": region.get("signal", "average"),
@@ -103,8 +108,7 @@ def plan_workload(
             "source": str(region.get("source", "")),
             "observed_at": str(region.get("observed_at", "")),
             "fresh_until_ns": fresh_until_ns(region, rules.stale_grace_s),
-            "move_g": _move_grams(name, rules, workload, home_mean,
-                                  _mean_now(region_series, now, workload.duration_s)),
+            "move_g": _move_grams(name, rules, workload, home_mean, region_mean),
             "windows": candidates,
         }
     return {"home_region": rules.home_region, "duration_s": workload.duration_s, "regions": regions}
@@ -134,10 +138,17 @@ def _candidates(
         return []
     latest = now + timedelta(seconds=min(workload.max_start_s, rules.horizon_s))
     step_s = max(rules.step_s, region_series.step_s)
-    found = windows.candidate_windows(
+    begins, means = windows.candidate_means(
         region_series, workload.duration_s, earliest=now, latest_start=latest, step_s=step_s
     )
-    return [_window_input(w) for w in improving(found)]
+    # improving() on the bare starts and means: the same windows, without building every one.
+    kept: list[WindowInput] = []
+    lowest = math.inf
+    for begin, mean in zip(begins, means, strict=True):
+        if mean < lowest:
+            kept.append({"start_ns": int(begin) * NS_PER_S, "mean_g_per_kwh": round(mean, 3)})
+            lowest = mean
+    return kept
 
 
 def improving(found: list[windows.Window]) -> list[windows.Window]:

@@ -93,29 +93,56 @@ def candidate_windows(
     lands on a round time. Only windows the series covers wholly are returned,
     each with its mean, in start order.
     """
+    begins, means = candidate_means(series, duration_s, earliest=earliest, latest_start=latest_start,
+                                    step_s=step_s)
+    found: list[Window] = []
+    if begins and begins[0] == earliest.timestamp():
+        found.append(_window(begins[0], duration_s, means[0], earliest=earliest))
+        begins, means = begins[1:], means[1:]
+    if not begins:
+        return found
+    step, length = timedelta(seconds=step_s), timedelta(seconds=duration_s)
+    start = datetime.fromtimestamp(begins[0], UTC)
+    for mean in means:  # the hot loop: positional arguments are measurably faster
+        found.append(Window(start, start + length, mean))
+        start += step
+    return found
+
+
+def candidate_means(
+    series: series_mod.Series,
+    duration_s: float,
+    *,
+    earliest: datetime,
+    latest_start: datetime,
+    step_s: int,
+) -> tuple[list[float], list[float]]:
+    """``candidate_windows`` as epoch seconds of the starts and their means, without Window objects.
+
+    For callers that keep only a few of the candidates (``planner.plan``
+    keeps the improving ones): building every window costs more than the means.
+    """
     if step_s <= 0:
         raise ValueError(f"step_s must be positive, not {step_s}")
     index = series.index
     first, last = earliest.timestamp(), latest_start.timestamp()
     if not index.values or duration_s <= 0:
-        return []
+        return [], []
     stop = min(last, index.bounds[-1] - duration_s)
-    found: list[Window] = []
+    begins: list[float] = []
+    means: list[float] = []
     if index.bounds[0] <= first <= stop:
-        found.append(_window(first, duration_s, _mean(series, first, duration_s), earliest=earliest))
+        begins.append(first)
+        means.append(_mean(series, first, duration_s))
     aligned = (math.floor(first / step_s) + 1) * step_s
     aligned = max(aligned, math.ceil(index.bounds[0] / step_s) * step_s)
     if stop < aligned:
-        return found
-    begins = np.arange(aligned, stop + 1e-6, step_s, dtype=np.float64)
-    means = (series.integrals_to(begins + duration_s) - series.integrals_to(begins)) / duration_s
-    step, length = timedelta(seconds=step_s), timedelta(seconds=duration_s)
-    start = datetime.fromtimestamp(aligned, UTC)
-    for mean in means.tolist():  # the hot loop: positional arguments are measurably faster
-        found.append(Window(start, start + length, mean))
-        start += step
-    return found
-    return found
+        return begins, means
+    starts = np.arange(aligned, stop + 1e-6, step_s, dtype=np.float64)
+    found = (series.integrals_to(starts + duration_s) - series.integrals_to(starts)) / duration_s
+    begins.extend(starts.tolist())
+    means.extend(found.tolist())
+    return begins, means
 
 
 def _fits(series: series_mod.Series, begin: float, duration_s: float) -> bool:

@@ -5,9 +5,10 @@ would apply, wrapped in an AdmissionReview, and goes through
 ``webhook.admission.review`` with a real embedded OPA engine and the Rego
 policies of ``--policy-dir``; the patch it returns is applied, and a Job it
 suspended is held exactly as the deferral controller holds it:
-``deferral.workloads.read`` derives release_by, and ``deferral.release.decide``
-(deadline first, then ``data.carbongate.release.decision`` on a fresh plan,
-then the fallback rules) says when it goes. A re-planned window is written
+``deferral.workloads.read`` derives release_by, and ``deferral.release.decide_many``
+(per job: deadline first, then ``data.carbongate.release.decision`` on a fresh plan,
+then the fallback rules; the jobs due at one instant asked in one engine call)
+says when it goes. A re-planned window is written
 back with ``deferral.patches.annotation_update``.
 
 Time moves in order through three kinds of instants, as in production:
@@ -31,6 +32,7 @@ result.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -122,8 +124,8 @@ class Replay:
             now = datetime.fromtimestamp(now_s, UTC)
             chosen = set(waiting) if waiting and now_s == _next_issue(last) else set()
             chosen.update(due.pop_due(now))
-            for index in sorted(chosen):
-                self._reconsider(waiting, index, now, due, outcomes)
+            if chosen:
+                self._reconsider(waiting, sorted(chosen), now, due, outcomes)
             while position < len(jobs) and jobs[position].submit_s <= now_s:
                 self._submit(jobs[position], position, now, waiting, due, outcomes)
                 position += 1
@@ -162,7 +164,8 @@ class Replay:
             # job is counted as run at once, never as emissions avoided.
             outcomes[index] = Outcome(now.timestamp(), job.home, "deny", reason, None, 0, 0)
             return
-        stored = jsonpatch.apply_patch(obj, result.patch) if result.patch else obj
+        # In place: obj is this replay's own (the review carried a serialised copy), so no deep copy.
+        stored = jsonpatch.apply_patch(obj, result.patch, in_place=True) if result.patch else obj
         stored["metadata"]["resourceVersion"] = "1"
         deferred = workloads.read("Job", stored, default_duration_s=self._default_duration_s,
                                   seen_at=now)
@@ -195,14 +198,21 @@ class Replay:
 
     # -- release --------------------------------------------------------------------
 
-    def _reconsider(self, waiting: dict[int, _Waiting], index: int, now: datetime,
+    def _reconsider(self, waiting: dict[int, _Waiting], indices: Sequence[int], now: datetime,
                     due: timers.TimerHeap[int], outcomes: list[Outcome | None]) -> None:
-        held = waiting.get(index)
-        if held is None:
-            return
-        held.decisions += 1
-        decision = release.decide(held.deferred, now=now, plan=lambda: self._plan(held, now),
-                                  engine=self.engine, metrics=self.metrics, lead_s=self._lead_s)
+        """The release path for every job due now, the policy asked once for all of them."""
+        held = [waiting[i] for i in indices if i in waiting]
+        for one in held:
+            one.decisions += 1
+        decisions = release.decide_many([(one.deferred, functools.partial(self._plan, one, now)) for one in held],
+                                        now=now, engine=self.engine, metrics=self.metrics, lead_s=self._lead_s)
+        for one, decision in zip(held, decisions, strict=True):
+            self._apply(waiting, one, decision, now, due, outcomes)
+
+    def _apply(self, waiting: dict[int, _Waiting], held: _Waiting, decision: release.Decision, now: datetime,
+               due: timers.TimerHeap[int], outcomes: list[Outcome | None]) -> None:
+        """Release the job, or write its new window and set its next timer, as the controller does."""
+        index = held.index
         if decision.release:
             region = decision.region or _region(held.raw, held.job)
             outcomes[index] = Outcome(now.timestamp(), region, held.action, held.reason,

@@ -34,7 +34,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -168,15 +168,17 @@ def _replay(options: Options, traces: Mapping[str, grid.Trace], replayable: Sequ
     forecast = forecasts.Forecasts(options.forecast, truths=truths, horizon_s=options.horizon_h * 3600,
                                    seed=options.seed)
     network = _network(config)
-    placed = {
-        "run_now": placements.run_at_submit(table),
-        "threshold_30min": baselines.threshold_30min(table, truths),
-        "sdk_window": baselines.sdk_window(table, forecast),
-        "oracle": baselines.oracle(table, truths, network_kwh_per_gb=network),
-    }
     # The five-policy table is by start time: interruptible jobs enter it as if they had not opted in.
     start_only = [dataclasses.replace(j, interruptible=False) for j in replayable]
-    outcomes = _carbongate(options, start_only, needed, config, policy_set)
+    # carbongate's worker processes start first; the peers are placed here while they replay.
+    with _carbongate(options, start_only, needed, config, policy_set) as replayed:
+        placed = {
+            "run_now": placements.run_at_submit(table),
+            "threshold_30min": baselines.threshold_30min(table, truths),
+            "sdk_window": baselines.sdk_window(table, forecast),
+            "oracle": baselines.oracle(table, truths, network_kwh_per_gb=network),
+        }
+        outcomes = replayed()
     placed["carbongate"] = placements.Placements(
         start_s=np.array([o.start_s for o in outcomes]), region=tuple(o.region for o in outcomes))
     placed = {name: placed[name] for name in POLICIES}
@@ -344,8 +346,16 @@ def reads_grid(policy_set: loader.PolicySet) -> bool:
     return any(_READS_GRID.search(m.source) for m in policy_set.modules if not m.is_test)
 
 
+@contextlib.contextmanager
 def _carbongate(options: Options, jobs: Sequence[workload_mod.Job], regions: Sequence[str],
-                config: Mapping[str, Any], policy_set: loader.PolicySet) -> list[replay.Outcome]:
+                config: Mapping[str, Any], policy_set: loader.PolicySet
+                ) -> Iterator[Callable[[], list[replay.Outcome]]]:
+    """carbongate's outcomes, got by calling what this yields.
+
+    With several workers their processes are started on entering, so the
+    caller's own work overlaps theirs; with one, the replay runs in this
+    process when called.
+    """
     publish = reads_grid(policy_set)
     if publish:
         log.warning("the policies in %s read data.carbongate.grid: every forecast issue is published "
@@ -353,17 +363,21 @@ def _carbongate(options: Options, jobs: Sequence[workload_mod.Job], regions: Seq
     shards = [list(range(w, len(jobs), options.workers)) for w in range(max(options.workers, 1))]
     shards = [s for s in shards if s]
     if len(shards) == 1:
-        return _replay_shard(options, list(jobs), regions, config, publish)
+        yield lambda: _replay_shard(options, list(jobs), regions, config, publish)
+        return
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=len(shards), mp_context=context) as pool:
         futures = [pool.submit(_replay_shard, options, [jobs[i] for i in shard], regions, config, publish)
                    for shard in shards]
-        results = [f.result() for f in futures]
-    merged: list[replay.Outcome | None] = [None] * len(jobs)
-    for shard, outcomes in zip(shards, results, strict=True):
-        for i, outcome in zip(shard, outcomes, strict=True):
-            merged[i] = outcome
-    return [o for o in merged if o is not None]
+
+        def merged() -> list[replay.Outcome]:
+            found: list[replay.Outcome | None] = [None] * len(jobs)
+            for shard, future in zip(shards, futures, strict=True):
+                for i, outcome in zip(shard, future.result(), strict=True):
+                    found[i] = outcome
+            return [o for o in found if o is not None]
+
+        yield merged
 
 
 def shard_label(jobs: Sequence[workload_mod.Job], options: Options) -> str:

@@ -142,14 +142,126 @@ def test_a_shifted_workload_is_released_with_its_region_affinity(tmp_path, relea
                                                           ("norwayeast",))
 
 
-def test_release_input_follows_the_contract() -> None:
-    deferred = _deferred(START + timedelta(hours=2))
-    document = release.release_input(deferred, now=START, plan={"home_region": "GB"})
-    assert document["now"] == "2023-11-22T12:00:00Z"
-    assert document["now_ns"] == int(START.timestamp()) * 10**9
-    assert document["workload"]["release_by_ns"] == int(
-        (DEADLINE - timedelta(hours=2)).timestamp()) * 10**9
-    assert document["workload"]["not_before"] == "2023-11-22T14:00:00Z"
-    assert set(document["workload"]) == {
-        "kind", "namespace", "name", "tier", "annotations", "not_before", "not_before_ns",
-        "deadline", "deadline_ns", "expected_duration_s", "release_by_ns"}
+def test_release_input_carries_only_what_the_decision_reads() -> None:
+    deferred = _deferred(START + timedelta(hours=2), region="NO")
+    plan = {"home_region": "GB", "duration_s": 7200, "regions": {
+        "GB": {"now_g_per_kwh": 300.0, "stale": False, "fresh_until_ns": 1, "windows": []},
+        "NO": {"now_g_per_kwh": 30.0, "signal": "average", "stale": False, "source": "trace",
+               "observed_at": "2023-11-22T11:00:00Z", "fresh_until_ns": 2, "move_g": 1.5,
+               "windows": [{"start_ns": 3, "mean_g_per_kwh": 29.0}]}}}
+    document = release.release_input(deferred, now=START, plan=plan)
+    assert document == {
+        "facts_version": 2,
+        "now_ns": int(START.timestamp()) * 10**9,
+        "workload": {
+            "tier": "3",
+            "annotations": {workloads.REGION: "NO"},
+            "not_before_ns": int((START + timedelta(hours=2)).timestamp()) * 10**9,
+            "deadline": "2023-11-23T12:00:00Z",
+            "release_by_ns": int((DEADLINE - timedelta(hours=2)).timestamp()) * 10**9,
+        },
+        "plan": {"home_region": "GB", "regions": {"NO": {
+            "now_g_per_kwh": 30.0, "stale": False, "fresh_until_ns": 2,
+            "windows": [{"start_ns": 3, "mean_g_per_kwh": 29.0}]}}},
+    }
+
+
+def test_release_input_keeps_break_glass_and_plans_home_without_a_region() -> None:
+    deferred = _deferred(None, region="", extra={workloads.RELEASE_NOW: "true"})
+    plan = {"home_region": "GB", "regions": {"GB": {"stale": True}, "NO": {"stale": False}}}
+    document = release.release_input(deferred, now=START, plan=plan)
+    assert document["workload"]["annotations"] == {workloads.REGION: "", workloads.RELEASE_NOW: "true"}
+    assert document["workload"]["not_before_ns"] is None
+    assert document["plan"] == {"home_region": "GB", "regions": {"GB": {"stale": True}}}
+    assert release.release_input(deferred, now=START, plan={})["plan"] == {"home_region": None, "regions": {}}
+
+
+@pytest.mark.parametrize("hours", [0, 3, 8, 9, 12, 21])
+@pytest.mark.parametrize("tier", ["2", "3"])
+def test_the_compact_input_decides_as_the_whole_record_did(tmp_path, release_engine, hours, tier) -> None:
+    """Version 1 of the input (the whole record, every region) and version 2 give one decision."""
+    at = START + timedelta(hours=hours)
+    view = _grid(tmp_path, at, metrics_mod.Metrics())
+    for region in ("", "GB", "NO"):  # "": no region written, the workload runs at home
+        deferred = _deferred(START + timedelta(hours=8), tier=tier, region=region)
+        plan = view.plan(deferred, at)
+        whole = {
+            "now": workloads.format_time(at), "now_ns": release.to_ns(at),
+            "workload": {
+                "kind": deferred.key.kind, "namespace": deferred.key.namespace, "name": deferred.key.name,
+                "tier": deferred.tier, "annotations": dict(deferred.annotations),
+                "not_before": workloads.format_time(deferred.not_before),
+                "not_before_ns": release.to_ns(deferred.not_before),
+                "deadline": workloads.format_time(DEADLINE), "deadline_ns": release.to_ns(DEADLINE),
+                "expected_duration_s": deferred.expected_duration_s,
+                "release_by_ns": release.to_ns(deferred.release_by)},
+            "plan": plan,
+        }
+        compact = release.release_input(deferred, now=at, plan=plan)
+        assert release_engine.evaluate(release.RELEASE_PATH, compact) == \
+            release_engine.evaluate(release.RELEASE_PATH, whole)
+
+
+class _Counting:
+    """An engine that counts its calls by path and hands each to a real one."""
+
+    def __init__(self, inner: engine_mod.PolicyEngine) -> None:
+        self.inner, self.calls = inner, []
+
+    def evaluate(self, path: str, policy_input):
+        self.calls.append(path)
+        return self.inner.evaluate(path, policy_input)
+
+
+def _burst(at: datetime) -> list[workloads.Deferred]:
+    """Workloads due at ``at``: one past its deadline, windows open and not, home and shifted, tiers 2 and 3."""
+    return [
+        _deferred(START + timedelta(hours=8)),
+        _deferred(at - timedelta(minutes=1), tier="2"),
+        _deferred(START + timedelta(hours=8), region="NO"),
+        workloads.read("Pod", builders.gated_pod("late", not_before=None, deadline=at + timedelta(hours=1)),
+                       default_duration_s=3600, seen_at=START),
+        _deferred(START + timedelta(hours=3), region="", tier="2"),
+        _deferred(None, region="", extra={workloads.RELEASE_NOW: "true"}),
+    ]
+
+
+@pytest.mark.parametrize("hours", [0, 3, 9, 21])
+def test_a_burst_is_decided_in_one_call_as_each_alone(tmp_path, release_engine, hours) -> None:
+    at = START + timedelta(hours=hours)
+    view = _grid(tmp_path, at, metrics_mod.Metrics())
+    burst = [d for d in _burst(at) if d is not None]
+    alone = [release.decide(d, now=at, plan=lambda d=d: view.plan(d, at), engine=release_engine,
+                            metrics=metrics_mod.Metrics(), lead_s=30) for d in burst]
+    counting = _Counting(release_engine)
+    together = release.decide_many([(d, lambda d=d: view.plan(d, at)) for d in burst], now=at,
+                                   engine=counting, metrics=metrics_mod.Metrics(), lead_s=30)
+    assert together == alone
+    assert counting.calls == [release.BATCH_PATH]
+    assert {d.source for d in together} == {"policy", "deadline"}
+
+
+def test_policies_without_the_batch_rule_are_asked_one_by_one(tmp_path: Path) -> None:
+    engine = _policy_engine(tmp_path, "package carbongate.release\n\nimport rego.v1\n\n"
+                                      'decision := {"release": false, "reason": "waiting"} if input.now_ns\n')
+    counting = _Counting(engine)
+    burst = [_deferred(START + timedelta(hours=2)), _deferred(START + timedelta(hours=3))]
+    try:
+        decisions = release.decide_many([(d, dict) for d in burst], now=START, engine=counting,
+                                        metrics=metrics_mod.Metrics(), lead_s=30)
+    finally:
+        engine.close()
+    assert [(d.release, d.source) for d in decisions] == [(False, "policy"), (False, "policy")]
+    assert counting.calls == [release.BATCH_PATH, release.RELEASE_PATH, release.RELEASE_PATH]
+
+
+def test_a_burst_on_an_engine_that_is_down_falls_back_and_counts_each(down_engine) -> None:
+    metrics = metrics_mod.Metrics()
+    burst = [_deferred(START + timedelta(hours=2)), _deferred(START - timedelta(minutes=5))]
+    decisions = release.decide_many([(d, dict) for d in burst], now=START, engine=down_engine,
+                                    metrics=metrics, lead_s=30)
+    assert [(d.release, d.reason, d.source) for d in decisions] == [
+        (False, "waiting", "fallback"), (True, "window-open", "fallback")]
+    assert metrics.value("carbongate_deferral_policy_failures_total", {"kind": "error"}) == 2
+    assert release.decide_many([(d, dict) for d in burst], now=START, engine=None, metrics=metrics,
+                               lead_s=30) == [release.fallback(d, now=START) for d in burst]

@@ -48,3 +48,23 @@ def test_a_region_without_a_forecast_has_no_windows_but_keeps_its_reading() -> N
                                 now=NOW, rules=plan.PlanningRules(home_region="GB"))
     assert result["regions"]["GB"]["windows"] == []
     assert result["regions"]["GB"]["now_g_per_kwh"] == 400
+
+
+def test_a_plan_keeps_exactly_the_improving_candidate_windows() -> None:
+    """The plan builds only the windows it keeps: the same as improving() over every candidate."""
+    values = [400, 420, 300, 310, 96, 200, 96, 50, 80, 120, 45, 45, 300] * 4
+    grid = builders.grid("2026-11-22T10:00:00Z", {"GB": values})
+    parsed = plan.parse_regions(grid["regions"])
+    rules = plan.PlanningRules(home_region="GB", step_s=900, horizon_s=48 * 3600)
+    for now in (NOW, NOW + timedelta(minutes=7, seconds=3), NOW + timedelta(hours=5)):
+        for duration_s in (1800, 3600, 5 * 3600):
+            shape = plan.WorkloadShape(duration_s=duration_s, max_start_s=30 * 3600, data_gb=0)
+            made = plan.plan_workload(grid["regions"], shape, now=now, rules=rules, parsed=parsed)
+            series = parsed["GB"]
+            assert series is not None
+            every = windows.candidate_windows(series, duration_s, earliest=now,
+                                              latest_start=now + timedelta(seconds=30 * 3600), step_s=3600)
+            assert made["regions"]["GB"]["windows"] == [
+                {"start_ns": int(w.start.timestamp()) * 10**9, "mean_g_per_kwh": round(w.mean_g_per_kwh, 3)}
+                for w in plan.improving(every)]
+            assert len(made["regions"]["GB"]["windows"]) > 1

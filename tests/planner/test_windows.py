@@ -431,3 +431,17 @@ def _reference_candidate_starts(
         at += step_s
     starts = [earliest, *grid]
     return [t for t in starts if brute_mean(s, t, duration_s) is not None]
+
+
+@pytest.mark.parametrize("offset_min", [0, 11, 60])
+def test_candidate_means_are_the_candidate_windows_without_the_objects(trace: series.Series,
+                                                                       offset_min: int) -> None:
+    earliest = trace.points[0].start + timedelta(hours=30, minutes=offset_min, seconds=offset_min)
+    for duration_min in DURATIONS_MIN:
+        for step_s in (900, 3600):
+            found = windows.candidate_windows(trace, duration_min * 60, earliest=earliest,
+                                              latest_start=earliest + timedelta(hours=48), step_s=step_s)
+            begins, means = windows.candidate_means(trace, duration_min * 60, earliest=earliest,
+                                                    latest_start=earliest + timedelta(hours=48), step_s=step_s)
+            assert begins == [w.start.timestamp() for w in found]
+            assert means == [w.mean_g_per_kwh for w in found]

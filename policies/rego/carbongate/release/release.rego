@@ -102,6 +102,7 @@ clean_now if {
 better_window := best if {
 	usable
 	best := cleanest(reachable_windows)
+	best.start_ns != workload.not_before_ns # still the planned window: nothing to re-plan
 	beats(best, planned_mean)
 }
 
@@ -110,19 +111,12 @@ reachable_windows := [w |
 	w.start_ns <= workload.release_by_ns
 ]
 
-# Lowest mean first, then earliest start.
-cleanest(windows) := w if {
-	some w in windows
-	every other in windows {
-		not earlier_in_order(other, w)
-	}
-}
-
-earlier_in_order(a, b) if a.mean_g_per_kwh < b.mean_g_per_kwh
-
-earlier_in_order(a, b) if {
-	a.mean_g_per_kwh == b.mean_g_per_kwh
-	a.start_ns < b.start_ns
+# Lowest mean first, then earliest start: one pass for the lowest mean, one for
+# the earliest start at it (a pairwise comparison of every window costs n^2).
+cleanest(windows) := {"start_ns": start, "mean_g_per_kwh": lowest} if {
+	count(windows) > 0
+	lowest := min([w.mean_g_per_kwh | some w in windows])
+	start := min([w.start_ns | some w in windows; w.mean_g_per_kwh == lowest])
 }
 
 # Mean of the planned window as the current forecast sees it; null when it is
@@ -148,23 +142,24 @@ node_affinity(r) := {"key": key, "values": [labels[key]]} if {
 	is_string(labels[key])
 } else := null
 
-message := sprintf("released: %s", [why]) if {
+# Only the chosen outcome's text is built: the messages decide nothing.
+message := sprintf("released: %s", [released_text(reason)]) if {
 	reason != "waiting"
-	why := explain[reason]
 } else := sprintf("waiting until %s (release by %s)", [
 	durations.minute(object.get(replanned, "not_before_ns", workload.not_before_ns)),
 	durations.minute(workload.release_by_ns),
 ])
 
-explain := {
-	"break-glass": sprintf("%s was set", [release_now_annotation]),
-	"window-open": sprintf("the planned window opened (%s %s)", [region, intensity_text]),
-	"clean-now": sprintf("%s is at %s, under the tier %s threshold of %s", [
-		region, intensity_text, tier,
-		units.intensity(object.get(tier_config, "threshold_g_per_kwh", 0)),
-	]),
-	"deadline": sprintf("the deadline %s leaves no more room", [object.get(workload, "deadline", "")]),
-}
+released_text("break-glass") := sprintf("%s was set", [release_now_annotation])
+
+released_text("window-open") := sprintf("the planned window opened (%s %s)", [region, intensity_text])
+
+released_text("clean-now") := sprintf("%s is at %s, under the tier %s threshold of %s", [
+	region, intensity_text, tier,
+	units.intensity(object.get(tier_config, "threshold_g_per_kwh", 0)),
+])
+
+released_text("deadline") := sprintf("the deadline %s leaves no more room", [object.get(workload, "deadline", "")])
 
 intensity_text := sprintf("%s gCO2/kWh now", [units.intensity(now_g_per_kwh)]) if is_number(now_g_per_kwh)
 

@@ -171,3 +171,18 @@ test_missing_tier_uses_the_default_tier if {
 	clean := {"home_region": "GB", "regions": {"GB": region(190, planned_windows)}}
 	decide(t0, untiered, clean).reason == "clean-now"
 }
+
+test_the_cleanest_window_ties_to_the_earliest_whatever_their_order if {
+	unordered := {"home_region": "GB", "regions": {"GB": region(400, [
+		window(4, 100), window(3, 150), window(2, 100), window(5, 100),
+	])}}
+	d := decide(t0, workload, unordered)
+	d.not_before == "2026-11-21T14:00:00Z"
+	d.message == "waiting until 2026-11-21T14:00Z (release by 2026-11-21T18:00Z)"
+}
+
+test_each_release_says_its_own_reason if {
+	decide(workload.not_before_ns, workload, plan).message == "released: the planned window opened (GB 400 gCO2/kWh now)"
+	stale := {"home_region": "GB", "regions": {"GB": object.union(region(400, planned_windows), {"stale": true})}}
+	decide(workload.not_before_ns, workload, stale).message == "released: the planned window opened (GB no fresh grid data)"
+}
