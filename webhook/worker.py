@@ -181,7 +181,7 @@ def alerting_loop_fits() -> bool:
     in an EOF instead of the alert) rather than every TLS connection failing.
     """
     try:
-        made = inspect.signature(asyncio.SelectorEventLoop._make_ssl_transport).parameters
+        made = inspect.signature(asyncio.SelectorEventLoop._make_ssl_transport).parameters  # type: ignore[attr-defined]
         protocol = inspect.signature(sslproto.SSLProtocol.__init__).parameters
     except (AttributeError, TypeError, ValueError):
         return False
@@ -205,6 +205,7 @@ class WebhookWorker(ASGIWorker):  # type: ignore[misc]
         self._certificates: _Certificates | None = None
 
     def _setup_event_loop(self) -> None:
+        self.loop: asyncio.AbstractEventLoop
         if alerting_loop_fits():
             self.loop = _Loop()
         else:
