@@ -45,6 +45,7 @@ from carbongate import settings as settings_mod  # noqa: E402
 from webhook import reviews  # noqa: E402
 
 DEMO_GRID = sorted((ROOT / "examples" / "grid").glob("*.csv"))
+NAMESPACES = ROOT / "examples" / "namespaces.yaml"
 DECISION = "carbongate/admission/decision"
 CONSTANT = "carbongate/config/default_tier"
 
@@ -78,7 +79,9 @@ def measure(directory: Path, *, calls: int, repeats: int) -> dict[str, Any]:
     base = settings_mod.load(environ={})
     settings = settings_mod.load(environ={}, overrides={
         "grid": {"snapshot_path": write_grid(directory, base)},
-        "governance": {"budgets_snapshot_path": directory / "budgets.json"}})
+        "governance": {"budgets_snapshot_path": directory / "budgets.json"},
+        # make run's namespaces (ml-team: tier 3, enforce): decisions take the enforced path.
+        "webhook": {"namespace_labels_source": "file", "namespace_labels_file": NAMESPACES}})
     service = app_mod.create_app(settings, start_background=False).extensions["carbongate"]
     payloads = bodies()
     service.decisions.max_entries = 0  # every call a miss, until the cache-hit row
