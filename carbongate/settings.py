@@ -94,6 +94,11 @@ class WebhookSettings:
     keyfile: Path = Path(".dev-certs/tls.key")
     # CA bundle to verify the API server's client certificate (mTLS); empty: off.
     client_ca_file: Path | None = None
+    # Sized by measurement on 2 cores (docs/performance.md, "Sizing"): 2 workers x 8
+    # threads x 1 engine (engine.embedded_pool_size) served the fan-out burst and distinct
+    # workloads best; 2 x 4 x 1 served fewer distinct requests, and 1 x 8 x 2 used less
+    # CPU and memory in total but one GIL held the burst at 0.60 of the floor. Workers
+    # times engines should equal the cores.
     workers: int = 2
     threads: int = 8
     max_body_bytes: int = 3 * 1024 * 1024
