@@ -16,7 +16,12 @@ processes on the machine disturb it less than wall-clock figures):
   input, engine, patch, metrics) with the decision cache off: compare with
   ``engine, decision`` to see what the Python side adds;
 * ``webhook, request, cache hit``: the same review again within its second:
-  the decision comes from ``webhook.decision_cache``.
+  the decision comes from ``webhook.decision_cache``;
+* ``webhook, N threads, distinct misses``: distinct reviews (every decision a
+  miss) from ``webhook.threads`` threads at once, as a gunicorn worker's
+  threads call it: CPU per request and requests/s, so the cost of concurrency
+  in one worker (the GIL, thread hand-offs, the engine's queue) shows beside
+  the one-at-a-time figures (docs/performance.md, "Sizing").
 
     .venv/bin/python bench/engine.py [--repeats 7] [--calls 100] [--json]
 """
@@ -30,6 +35,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -38,13 +44,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.admission import bodies  # noqa: E402  (after the sys.path line: runs as a script)
+from bench.admission import bodies, distinct_bodies  # noqa: E402  (after the sys.path line: runs as a script)
 from carbon_feed import traces  # noqa: E402
 from carbongate import clock  # noqa: E402
 from carbongate import settings as settings_mod  # noqa: E402
 from webhook import reviews  # noqa: E402
 
 DEMO_GRID = sorted((ROOT / "examples" / "grid").glob("*.csv"))
+NAMESPACES = ROOT / "examples" / "namespaces.yaml"
 DECISION = "carbongate/admission/decision"
 CONSTANT = "carbongate/config/default_tier"
 
@@ -78,7 +85,9 @@ def measure(directory: Path, *, calls: int, repeats: int) -> dict[str, Any]:
     base = settings_mod.load(environ={})
     settings = settings_mod.load(environ={}, overrides={
         "grid": {"snapshot_path": write_grid(directory, base)},
-        "governance": {"budgets_snapshot_path": directory / "budgets.json"}})
+        "governance": {"budgets_snapshot_path": directory / "budgets.json"},
+        # make run's namespaces (ml-team: tier 3, enforce): decisions take the enforced path.
+        "webhook": {"namespace_labels_source": "file", "namespace_labels_file": NAMESPACES}})
     service = app_mod.create_app(settings, start_background=False).extensions["carbongate"]
     payloads = bodies()
     service.decisions.max_entries = 0  # every call a miss, until the cache-hit row
@@ -102,13 +111,32 @@ def measure(directory: Path, *, calls: int, repeats: int) -> dict[str, Any]:
     service.decisions.max_entries = settings.webhook.decision_cache_entries
     rows["webhook, request, cache hit"] = [cpu_ms_per_call(functools.partial(service.handle, b), calls=calls,
                                                            repeats=repeats) for b in payloads]
+    concurrent = concurrent_misses(service, threads=settings.webhook.threads, requests=calls * 16)
     service.close()
     return {
         "reviews": len(payloads),
+        "concurrent": concurrent,
         "input_bytes": [len(json.dumps(i)) for i in inputs],
         "input_bytes_with_object": [len(json.dumps(i)) for i in whole_inputs],
         "cpu_ms": {name: summary(values) for name, values in rows.items()},
     }
+
+
+def concurrent_misses(service: Any, *, threads: int, requests: int) -> dict[str, float]:
+    """CPU ms per request and requests/s for distinct reviews handled by ``threads`` threads at once."""
+    payloads = distinct_bodies(requests + 64)
+    for body in payloads[:64]:  # warm: plans for this second, the engine's prepared query
+        service.handle(body)
+    share = [payloads[64 + i::threads] for i in range(threads)]
+    workers = [threading.Thread(target=lambda part=part: [service.handle(b) for b in part]) for part in share]
+    cpu, wall = time.process_time(), time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"threads": threads, "cpu_ms_per_request": round(cpu / requests * 1000, 3),
+            "requests_per_s": round(requests / wall)}
 
 
 def decision_inputs(service: Any, payloads: list[bytes]) -> list[Mapping[str, Any]]:
@@ -152,6 +180,9 @@ def main() -> int:
     print(f"{'':<32} {'min':>7} {'median':>7} {'max':>7}")
     for name, row in result["cpu_ms"].items():
         print(f"{name:<32} {row['min']:>7.3f} {row['median']:>7.3f} {row['max']:>7.3f}")
+    concurrent = result["concurrent"]
+    print(f"\nwebhook, {concurrent['threads']} threads, distinct misses: {concurrent['cpu_ms_per_request']:.3f} "
+          f"CPU ms per request, {concurrent['requests_per_s']} requests/s")
     return 0
 
 

@@ -29,21 +29,47 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import kubernetes.client
-from kubernetes.client import ApiClient as ApiClient
-from kubernetes.client import ApiException as ApiException
-from kubernetes.client import BatchV1Api as BatchV1Api
-from kubernetes.client import CoordinationV1Api as CoordinationV1Api
-from kubernetes.client import CoreV1Api as CoreV1Api
-from kubernetes.watch import Watch as Watch
-from kubernetes.watch.watch import iter_resp_lines as iter_resp_lines
+from typing import TYPE_CHECKING, Any
 
 from carbongate import settings as settings_mod
+
+if TYPE_CHECKING:
+    import kubernetes.client
+    from kubernetes.client import ApiClient as ApiClient
+    from kubernetes.client import ApiException as ApiException
+    from kubernetes.client import BatchV1Api as BatchV1Api
+    from kubernetes.client import CoordinationV1Api as CoordinationV1Api
+    from kubernetes.client import CoreV1Api as CoreV1Api
+    from kubernetes.watch import Watch as Watch
+    from kubernetes.watch.watch import iter_resp_lines as iter_resp_lines
+
+# The client's names above, imported on first use: ``kubernetes`` costs about 35 MB of
+# memory and 1.5 s to import, and the webhook's master imports this module for its flags
+# alone, then forks every worker with it (docs/performance.md, "Memory"). A worker that
+# reads no namespace labels from a cluster never needs the client.
+_LAZY = {
+    "ApiClient": ("kubernetes.client", "ApiClient"),
+    "ApiException": ("kubernetes.client", "ApiException"),
+    "BatchV1Api": ("kubernetes.client", "BatchV1Api"),
+    "CoordinationV1Api": ("kubernetes.client", "CoordinationV1Api"),
+    "CoreV1Api": ("kubernetes.client", "CoreV1Api"),
+    "Watch": ("kubernetes.watch", "Watch"),
+    "iter_resp_lines": ("kubernetes.watch.watch", "iter_resp_lines"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The client's classes, imported when first asked for (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
 
 DEFAULT_KUBECONFIG = Path("~/.kube/config")
 
@@ -130,6 +156,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 def api_client(section: settings_mod.KubeSettings, *,
                environ: dict[str, str] | None = None) -> kubernetes.client.ApiClient:
     """A client by the rules in the module docstring; :class:`KubeConfigError` when none fits."""
+    import kubernetes.client
+
     if section.api_url:
         return kubernetes.client.ApiClient(kubernetes.client.Configuration(host=section.api_url))
     context = section.context or None
@@ -167,6 +195,7 @@ def _from_kubeconfig(files: str, context: str | None) -> kubernetes.client.ApiCl
 
 def _in_cluster(environ: dict[str, str] | None) -> kubernetes.client.Configuration | None:
     """The service account's configuration, or None outside a pod."""
+    import kubernetes.client
     import kubernetes.config
     from kubernetes.config import incluster_config
 

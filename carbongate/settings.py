@@ -99,6 +99,11 @@ class WebhookSettings:
     # stall it) or "gthread" (handshakes and reads in the pool threads; kept to compare
     # against, docs/performance.md "Slow clients").
     worker_class: Literal["asgi", "gthread"] = "asgi"
+    # Sized by measurement on 2 cores (docs/performance.md, "Sizing"): 2 workers x 8
+    # threads x 1 engine (engine.embedded_pool_size) served the fan-out burst and distinct
+    # workloads best; 2 x 4 x 1 served fewer distinct requests, and 1 x 8 x 2 used less
+    # CPU and memory in total but one GIL held the burst at 0.60 of the floor. Workers
+    # times engines should equal the cores.
     workers: int = 2
     # Decision threads per worker (gthread: the pool threads, which also read and handshake).
     threads: int = 8

@@ -10,9 +10,13 @@ worker, after the fork), never at import time.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from carbongate import settings as carbongate_settings
-from policy_engine import embedded, engine, errors, opa_server
+from policy_engine import embedded, engine, errors
+
+if TYPE_CHECKING:
+    from policy_engine import opa_server
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,10 @@ def build(settings: carbongate_settings.EngineSettings, *, watch: bool = False) 
 
 
 def _opa(settings: carbongate_settings.EngineSettings) -> opa_server.OpaServerEngine:
+    # Imported here: the REST client brings aiohttp and requests (about 25 MB per
+    # process), which a worker on the embedded engine never uses.
+    from policy_engine import opa_server
+
     server = opa_server.OpaServerEngine(
         url=settings.opa_url,
         policy_dir=settings.policy_dir,

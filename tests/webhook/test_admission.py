@@ -70,7 +70,16 @@ def test_the_input_carries_workload_plan_and_budget() -> None:
     assert [(timefmt.format_time(datetime.fromtimestamp(w["start_ns"] / 1e9, UTC))[11:16], w["mean_g_per_kwh"])
             for w in windows] == [
         ("10:00", 406.0), ("11:00", 350.0), ("12:00", 198.0), ("13:00", 108.0)]
-    assert document["plan"]["regions"]["NO"]["now_g_per_kwh"] == 30
+    # A workload that names no regions runs at home: the plan carries home alone.
+    assert list(document["plan"]["regions"]) == ["GB"]
+
+
+def test_the_plan_carries_home_and_the_regions_the_workload_asked_for() -> None:
+    decide = always(None)
+    obj = builders.pod(annotations={"carbongate.io/regions": "NO, XX"})
+    run(builders.review(obj), decide)
+    regions = decide.seen[0]["plan"]["regions"]
+    assert sorted(regions) == ["GB", "NO"] and regions["NO"]["now_g_per_kwh"] == 30
 
 
 def test_a_deferral_in_enforce_mode_gates_the_pod_and_warns() -> None:

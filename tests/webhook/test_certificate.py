@@ -76,3 +76,38 @@ def test_a_broken_file_keeps_the_last_reading_and_is_counted(tmp_path: Path) -> 
 
 def test_no_certificate_file_sets_nothing(tmp_path: Path) -> None:
     assert certificate.Expiry(path=tmp_path / "absent.crt", clock=lambda: ISSUED).refresh() is None
+
+
+def test_the_end_of_validity_read_from_der_is_what_cryptography_reads(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    for days in (1, 30, 3650):
+        path = _generate(tmp_path, days=days)
+        expected = x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
+        assert certificate.load_not_after(path)["not_after"] == expected
+
+
+def test_an_end_past_2049_is_read_from_generalized_time(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "far")])
+    end = datetime(2061, 3, 4, 5, 6, 7, tzinfo=UTC)
+    built = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+             .serial_number(7).not_valid_before(ISSUED).not_valid_after(end).sign(key, hashes.SHA256()))
+    path = tmp_path / "far.crt"
+    path.write_bytes(built.public_bytes(serialization.Encoding.PEM))
+    assert certificate.load_not_after(path)["not_after"] == end
+
+
+def test_a_file_that_is_no_certificate_is_a_value_error(tmp_path: Path) -> None:
+    import pytest
+
+    path = tmp_path / "tls.crt"
+    for content in (b"not a certificate", b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+                    b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"):
+        path.write_bytes(content)
+        with pytest.raises(ValueError):
+            certificate.load_not_after(path)

@@ -395,17 +395,21 @@ interruptible if {
 # ---------------------------------------------------------------- warnings
 
 # Every sentence worth telling the person who applied the workload, in a fixed
-# order, without prefix; the action's own sentence last.
-notes := array.concat(
-	array.concat(
-		array.concat(modes.warnings(namespace_labels, config), classify.tier_warnings(labels, namespace_labels, config)),
-		array.concat(parse_errors, windows.unknown_region_warnings(requested_regions, config)),
-	),
-	array.concat(
-		array.concat(delays.warnings(object.get(workload, "max_delay_s", null), tier, tier_config), data_notes),
-		array.concat(budget_notes, action_notes),
-	),
-)
+# order, without prefix; the action's own sentence last. One comprehension over
+# the lists rather than nested array.concat: each concat copied its arrays.
+notes := [note |
+	some notes_of_one_kind in [
+		modes.warnings(namespace_labels, config),
+		classify.tier_warnings(labels, namespace_labels, config),
+		parse_errors,
+		windows.unknown_region_warnings(requested_regions, config),
+		delays.warnings(object.get(workload, "max_delay_s", null), tier, tier_config),
+		data_notes,
+		budget_notes,
+		action_notes,
+	]
+	some note in notes_of_one_kind
+]
 
 parse_errors := [sprintf("%v", [e]) | some e in list_or_empty(object.get(workload, "parse_errors", []))]
 
@@ -428,9 +432,9 @@ action_notes := [outcome.text] if {
 # enforce: "carbongate: ..."; warn: "carbongate (warn mode): would have ..."; dryrun: none.
 shown_warnings := [] if mode == "dryrun"
 
-else := [sprintf("carbongate (warn mode): %s", [would_have(n)]) | some n in notes] if mode == "warn"
+else := [concat("", ["carbongate (warn mode): ", would_have(n)]) | some n in notes] if mode == "warn"
 
-else := [sprintf("carbongate: %s", [n]) | some n in notes]
+else := [concat("", ["carbongate: ", n]) | some n in notes]
 
 would_have(note) := sprintf("would have %s", [note]) if note in action_notes
 

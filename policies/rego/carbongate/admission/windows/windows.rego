@@ -60,19 +60,18 @@ unknown_region_warnings(requested, config) := [sprintf("region %s in carbongate.
 within(region_plan, latest_ns) := [w |
 	some w in region_plan.windows
 	is_number(w.start_ns)
-	is_number(w.mean_g_per_kwh)
 	w.start_ns <= latest_ns
+	is_number(w.mean_g_per_kwh)
 ]
 
 # METADATA
 # description: |
-#   The lowest-mean window of a list, ties to the earliest start. Arrays and
-#   two passes rather than a set of sort keys: a plan holds hundreds of
+#   The lowest-mean window of a list, ties to the earliest start, then to the
+#   first listed. One pass over an array of sort keys [mean, start, index]
+#   (arrays compare element by element), not a set: a plan holds hundreds of
 #   windows and hashing that many keys per decision costs milliseconds.
-lowest(ws) := [w | some w in tied; w.start_ns == first][0] if {
-	low := min([w.mean_g_per_kwh | some w in ws])
-	tied := [w | some w in ws; w.mean_g_per_kwh == low]
-	first := min([w.start_ns | some w in tied])
+lowest(ws) := ws[key[2]] if {
+	key := min([[w.mean_g_per_kwh, w.start_ns, i] | some i, w in ws])
 }
 
 # METADATA
