@@ -129,6 +129,11 @@ class WebhookSettings:
     # Hand the policy the whole object as input.object (no shipped policy reads it; it
     # costs engine time on every request and defeats the decision cache): docs/policies.md.
     policy_input_object: bool = False
+    # Which regions the policy's plan holds: "asked" (home and the regions a workload names in
+    # carbongate.io/regions: all the shipped windows.allowed can choose, and the cheaper
+    # input) or "all" (every region of the grid, for a policy edited to place workloads in
+    # regions they did not name). docs/policies.md, "What the policy sees".
+    plan_regions: Literal["asked", "all"] = "asked"
     # carbongate's own namespace: never mutated.
     own_namespace: str = "carbongate"
     # Where namespace labels come from: "api" (read through the [kube] client: in-cluster

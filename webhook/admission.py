@@ -63,6 +63,9 @@ class Knowledge:
     # webhook.policy_input_object: hand the policy the whole object as ``input.object``
     # (no shipped policy reads it; it costs the engine time on every request).
     object_in_input: bool = False
+    # webhook.plan_regions == "all": the plan holds every region of the grid, not only home
+    # and the regions the workload names (``_plan_for``).
+    plan_every_region: bool = False
     # Plans already made under this grid version, by instant, shape and rules (the
     # service keeps one per grid version): a fan-out of identical pods plans once.
     plans: MutableMapping[Any, planning.Plan | None] | None = None
@@ -98,7 +101,7 @@ def knowledge(
         policy_version=policy_version, plan_step_s=settings.grid.plan_step_min * 60,
         horizon_s=horizon_s if horizon_s is not None else settings.grid.forecast_horizon_h * 3600,
         stale_grace_s=settings.grid.stale_grace_s, grid_series=grid_series, plans=plans,
-        object_in_input=object_in_input,
+        object_in_input=object_in_input, plan_every_region=settings.webhook.plan_regions == "all",
     )
 
 
@@ -220,7 +223,8 @@ def build_input(
     if errors:
         workload = dataclasses.replace(workload, parse_errors=(*workload.parse_errors, *errors))
     policy_input["workload"] = _workload_input(workload, energy, resources)
-    policy_input["plan"] = _plan_for(workload, _plan(workload, duration_s, knowledge, now))
+    plan = _plan(workload, duration_s, knowledge, now)
+    policy_input["plan"] = plan if knowledge.plan_every_region else _plan_for(workload, plan)
     policy_input["budget"] = _budget(workload, request, knowledge)
     return policy_input
 

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-
 # Long enough for what a loaded CI machine does between a change and its effect (a
 # file watch noticing a new snapshot, a new engine compiled with its data, an
 # evaluation): 5 s was missed once at load average 7. A passing wait returns as soon

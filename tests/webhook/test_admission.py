@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from carbongate import timefmt
+from carbongate import platform, timefmt
+from carbongate import settings as settings_mod
 from tests.webhook import builders
 from webhook import admission, decision_cache, reviews
 
@@ -72,6 +73,22 @@ def test_the_input_carries_workload_plan_and_budget() -> None:
         ("10:00", 406.0), ("11:00", 350.0), ("12:00", 198.0), ("13:00", 108.0)]
     # A workload that names no regions runs at home: the plan carries home alone.
     assert list(document["plan"]["regions"]) == ["GB"]
+
+
+def test_with_plan_regions_all_the_plan_carries_every_region_of_the_grid() -> None:
+    """For a policy edited to place workloads in regions they did not name (webhook.plan_regions)."""
+    decide = always(None)
+    run(builders.review(builders.pod()), decide, plan_every_region=True)
+    assert sorted(decide.seen[0]["plan"]["regions"]) == ["GB", "NO"]
+
+
+def test_the_plan_regions_setting_reaches_the_knowledge() -> None:
+    for choice, every in (("asked", False), ("all", True)):
+        settings = settings_mod.load(overrides={"webhook": {"plan_regions": choice}}, environ={})
+        built = admission.knowledge(settings=settings, platform=platform.PlatformConfig.of(CONFIG),
+                                    now=datetime(2026, 11, 22, 10, tzinfo=UTC), grid=None,
+                                    namespace_labels={}, policy_version="v1")
+        assert built.plan_every_region is every
 
 
 def test_the_plan_carries_home_and_the_regions_the_workload_asked_for() -> None:
