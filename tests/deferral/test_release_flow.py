@@ -72,8 +72,11 @@ def test_a_new_snapshot_under_the_threshold_releases_early_with_the_intensity(
     replica = cluster.start(engine=release_engine)
     eventually(lambda: replica.value("carbongate_deferral_gated_workloads", kind="Pod") == 1)
     evening = START + timedelta(hours=9)  # 21:00, GB at 119 gCO2/kWh
+    # The feed's hourly update lands, then time passes: the other order raced (a controller
+    # woken by the clock could read the old file and, the clock then standing still, not
+    # look again for grid_poll_s of clock time, which never came).
+    grid_files.publish(cluster.snapshot_path, grid_files.snapshot(evening))
     cluster.clock.set(evening)
-    grid_files.publish(cluster.snapshot_path, grid_files.snapshot(evening))  # the feed's hourly update
     eventually(lambda: replica.value("carbongate_deferral_releases_total", kind="Pod",
                                      reason="clean-now") == 1)
     released = eventually(lambda: [e for e in _events(cluster, "train") if e["reason"] == "Released"])
