@@ -14,6 +14,7 @@ the decision at that instant is taken without the policy engine or the grid.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -45,6 +46,11 @@ class ControllerConfig:
     retry_s: float = 5.0
     max_attempts: int = 5
     pausing: pausing.PausingConfig = field(default_factory=pausing.PausingConfig)
+
+
+# Release decisions asked of the policy in one engine call at most: the input of one call
+# grows with each workload, and a call is not interrupted once it starts.
+RELEASE_BATCH = 256
 
 
 @dataclass
@@ -150,8 +156,7 @@ class Controller:
         if self._grid_due(now) and self._grid.refresh():
             dirty |= set(self._tracked)  # new forecast: re-plan every waiting workload
         dirty |= set(self._timers.pop_due(now))
-        for key in sorted(dirty):
-            self._reconcile(key, now)
+        self._reconcile_all(sorted(dirty), now)
         self._update_gauges()
         return self._sleep_s(self._clock.now())
 
@@ -213,31 +218,52 @@ class Controller:
             log.info("%s deleted while held", key)
         self._timers.cancel(key)
 
-    def _reconcile(self, key: workloads.Key, now: datetime) -> None:
+    def _reconcile_all(self, keys: list[workloads.Key], now: datetime) -> None:
+        """Reconcile ``keys``; the held ones' release decisions asked of the policy in one call.
+
+        A new snapshot makes every waiting workload due at once: one engine call
+        for all of them (``release.decide_many``, the same decision per workload
+        as ``release.decide``) instead of one each, which is what the replay
+        does too.
+        """
+        held = [found for key in keys if (found := self._held_to_decide(key, now)) is not None]
+        for start in range(0, len(held), RELEASE_BATCH):
+            chunk = held[start:start + RELEASE_BATCH]
+            decisions = release.decide_many(
+                [(deferred, functools.partial(self._grid.plan, deferred, now)) for _, _, deferred in chunk],
+                now=now, engine=self._engine, metrics=self._metrics, lead_s=self._config.lead_s)
+            for (key, tracked, deferred), decision in zip(chunk, decisions, strict=True):
+                self._act(key, tracked, deferred, decision, now)
+
+    def _held_to_decide(self, key: workloads.Key,
+                        now: datetime) -> tuple[workloads.Key, Tracked, workloads.Deferred] | None:
+        """Everything before the release decision; the workload when one is to be made."""
         tracked = self._tracked.get(key)
         if tracked is None:
-            return
+            return None
         if key.kind == "Job" and interrupt.is_managed("Job", tracked.raw):
             if self._leading:
                 self._reconcile_interruptible(key, tracked, now)
-            return
+            return None
         deferred = workloads.read(key.kind, tracked.raw, seen_at=tracked.first_seen,
                                   default_duration_s=self._config.default_duration_s)
         if deferred is None:
             self._forget(key, deleted=False)
-            return
+            return None
         if deferred.break_glass and tracked.break_glass_seen is None:
             tracked.break_glass_seen = now
         if not self._leading:
-            return
+            return None
         if not tracked.announced:
             tracked.announced = True
             self._recorder.record(events.event(
                 deferred, reason="Deferred", message=events.deferred_message(deferred), now=now,
                 instance=self._recorder.instance))
-        decision = release.decide(deferred, now=now, plan=lambda: self._grid.plan(deferred, now),
-                                  engine=self._engine, metrics=self._metrics,
-                                  lead_s=self._config.lead_s)
+        return key, tracked, deferred
+
+    def _act(self, key: workloads.Key, tracked: Tracked, deferred: workloads.Deferred,
+             decision: release.Decision, now: datetime) -> None:
+        """Release, re-plan or wait, as the decision says."""
         if decision.release:
             self._release(tracked, deferred, decision, now)
             return

@@ -144,3 +144,41 @@ def test_release_lag_is_measured_against_the_planned_window(cluster, release_eng
     assert late.value("carbongate_deferral_release_lag_seconds_sum", reason="window-open") == 45
     assert late.value("carbongate_deferral_release_lag_seconds_bucket", reason="window-open",
                       le="30.0") == 0
+
+
+class _CountingEngine:
+    """The real release engine, with the paths it was asked for recorded."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.paths: list[str] = []
+
+    def evaluate(self, path, policy_input, **options):
+        self.paths.append(path)
+        return self.inner.evaluate(path, policy_input, **options)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_new_snapshot_decides_every_waiting_workload_in_one_engine_call(cluster, release_engine) -> None:
+    """The controller asks the batch rule once for all the workloads a snapshot makes due
+    (release.decide_many), and each still gets its own decision: one is re-planned."""
+    grid_files.publish(cluster.snapshot_path, grid_files.snapshot(START))
+    names = [f"train-{n}" for n in range(5)]
+    for name in names:
+        cluster.kube.api.seed(builders.gated_pod(name, not_before=START + timedelta(hours=8),
+                                                 deadline=START + timedelta(hours=24)))
+    engine = _CountingEngine(release_engine)
+    replica = cluster.start(engine=engine)
+    eventually(lambda: replica.value("carbongate_deferral_gated_workloads", kind="Pod") == 5)
+    eventually(lambda: all(any(e["reason"] == "Replanned" for e in _events(cluster, n)) for n in names))
+    asked = list(engine.paths)
+    assert asked and set(asked) == {"carbongate/release/batch/decisions"}, asked
+
+    later = START + timedelta(hours=1)
+    grid_files.publish(cluster.snapshot_path, grid_files.snapshot(later))
+    cluster.clock.set(later)
+    eventually(lambda: len(engine.paths) > len(asked))
+    cluster.clock.advance(0)  # one more step: anything else due would be asked now
+    assert engine.paths[len(asked):] == ["carbongate/release/batch/decisions"]
