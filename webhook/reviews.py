@@ -169,7 +169,8 @@ def _at_most(warnings: list[str], limit: int) -> list[str]:
 
 def _warning_text(warning: str) -> str:
     """Kubernetes rejects warnings over 256 characters and with control characters."""
-    printable = "".join(c if c.isprintable() else " " for c in warning)
+    # Nearly every warning is printable already: one C-speed check spares a Python step per character.
+    printable = warning if warning.isprintable() else "".join(c if c.isprintable() else " " for c in warning)
     return printable if len(printable) <= 256 else printable[:253] + "..."
 
 
