@@ -115,28 +115,18 @@ class AdmissionService:
         return 200, result.response
 
     def _decide_within_deadline(self, request: reviews.Request) -> admission.Result:
+        """The decision, in this thread; only the engine's evaluation waits on the deadline.
+
+        A cache hit (a fan-out's every pod but the first) never leaves this
+        thread; a miss hands the evaluation to the pool, where an evaluation
+        that overruns the deadline finishes on its own while this request is
+        admitted unchanged (``_evaluate``). The namespace read is bounded by
+        the same deadline (its API timeout).
+        """
         deadline = time.monotonic() + self._deadline_s
         try:
-            future = self._pool.submit(self._review, request, deadline)
-        except RuntimeError:
-            # The pool refuses work once the interpreter is exiting, and a stopping
-            # gunicorn worker can still be finishing requests then: decide here.
-            return self._decide_in_this_thread(request)
-        try:
-            return future.result(timeout=self._deadline_s)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            log.warning("admitting %s unchanged: no decision within %.0f ms", request.uid, self._deadline_s * 1000)
-            return admission.fail_open(request.uid, "deadline")
+            return self._review(request, deadline)
         except Exception as error:  # a bug must admit, never fail the request
-            log.exception("admitting %s unchanged after an internal error", request.uid)
-            return admission.fail_open(request.uid, "internal-error", detail=repr(error))
-
-    def _decide_in_this_thread(self, request: reviews.Request) -> admission.Result:
-        """A decision without the deadline's pool (shutting down): still never a 500."""
-        try:
-            return self._review(request, None)
-        except Exception as error:
             log.exception("admitting %s unchanged after an internal error", request.uid)
             return admission.fail_open(request.uid, "internal-error", detail=repr(error))
 
@@ -186,6 +176,26 @@ class AdmissionService:
         )
 
     def _evaluate(self, policy_input: Mapping[str, Any], *, deadline: float | None) -> Any:
+        """The decision from a pool thread, waited for until ``deadline`` (monotonic) at most.
+
+        Past the deadline the request is admitted unchanged (``DeadlinePassed``)
+        and the evaluation, which cannot be interrupted, finishes in the pool.
+        """
+        if deadline is None:
+            return self._evaluate_now(policy_input, deadline=None)
+        try:
+            future = self._pool.submit(self._evaluate_now, policy_input, deadline=deadline)
+        except RuntimeError:
+            # The pool refuses work once the interpreter is exiting, and a stopping
+            # gunicorn worker can still be finishing requests then: evaluate here.
+            return self._evaluate_now(policy_input, deadline=deadline)
+        try:
+            return future.result(timeout=max(deadline - time.monotonic(), 0.0))
+        except concurrent.futures.TimeoutError as error:
+            future.cancel()
+            raise admission.DeadlinePassed(f"no decision within {self._deadline_s * 1000:.0f} ms") from error
+
+    def _evaluate_now(self, policy_input: Mapping[str, Any], *, deadline: float | None) -> Any:
         """The decision; waiting for a free engine no longer than the request waits for it."""
         wait_s = None if deadline is None else deadline - time.monotonic()
         try:
