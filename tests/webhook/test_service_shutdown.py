@@ -16,38 +16,19 @@ import pytest
 
 from carbongate import settings as settings_mod
 from tests.webhook import builders
+from tests.webhook.stub_engines import StubEngine
 from webhook import service, state
 
 
-class CountingEngine:
+class CountingEngine(StubEngine):
     """An engine whose every decision is undefined ("no decision": allowed unchanged)."""
 
     def __init__(self) -> None:
         self.evaluations = 0
 
-    @property
-    def version(self) -> str:
-        return "test"
-
-    @property
-    def ready(self) -> bool:
-        return True
-
     def evaluate(self, path: str, input: Mapping[str, Any], *, wait_s: float | None = None) -> Any | None:
         self.evaluations += 1
         return None
-
-    def put_data(self, root: str, value: Mapping[str, Any]) -> None:
-        pass
-
-    def reload_policies(self) -> str:
-        return "test"
-
-    def start_watching(self, interval_s: float) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture

@@ -19,37 +19,23 @@ import pytest
 
 from carbongate import settings as settings_mod
 from tests.webhook import builders
+from tests.webhook.stub_engines import StubEngine
 from webhook import service, state
 
 NOW = datetime(2026, 11, 22, 10, tzinfo=UTC)
 
 
-class DecidingEngine:
+class DecidingEngine(StubEngine):
     """Admits everything, noting which thread evaluated; ``delay_s`` makes an evaluation slow."""
 
     def __init__(self) -> None:
         self.threads: list[str] = []
         self.delay_s = 0.0
 
-    version = "test"
-    ready = True
-
     def evaluate(self, path: str, input: Mapping[str, Any], *, wait_s: float | None = None) -> Any:
         self.threads.append(threading.current_thread().name)
         time.sleep(self.delay_s)
         return {"action": "admit", "mode": "enforce"}
-
-    def put_data(self, root: str, value: Mapping[str, Any]) -> None:
-        pass
-
-    def reload_policies(self) -> str:
-        return "test"
-
-    def start_watching(self, interval_s: float) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class RefusingPool:
