@@ -97,13 +97,7 @@ def decide(
     lead_s: float,
 ) -> Decision:
     """The decision for ``deferred`` at ``now``; ``plan`` is only called when needed."""
-    early = _without_policy(deferred, now=now, lead_s=lead_s)
-    if early is not None:
-        return early
-    if engine is None:
-        return fallback(deferred, now=now)
-    return _ask(engine, deferred, now=now, policy_input=release_input(deferred, now=now, plan=plan()),
-                metrics=metrics)
+    return decide_many([(deferred, plan)], now=now, engine=engine, metrics=metrics, lead_s=lead_s)[0]
 
 
 def decide_many(
