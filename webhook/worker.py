@@ -47,6 +47,7 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers.gasgi import ASGIWorker
 
+from carbongate import files
 from carbongate import settings as settings_mod
 
 HEARTBEAT_S = 1.0
@@ -258,21 +259,19 @@ class _Certificates:
 
     def __init__(self, context: ssl.SSLContext, certfile: Path, keyfile: Path) -> None:
         self._context = context
-        self._files = (certfile, keyfile)
-        self._seen = self._stamp()
-        self._refused: tuple[tuple[int, int], ...] = ()
-
-    def _stamp(self) -> tuple[tuple[int, int], ...]:
-        try:
-            return tuple((found.st_mtime_ns, found.st_ino) for found in (path.stat() for path in self._files))
-        except OSError:
-            return ()
+        self._watches = (files.FileWatch(certfile), files.FileWatch(keyfile))
+        for watch in self._watches:  # the versions the context was built from
+            if (version := watch.changed()) is not None:
+                watch.take(version)
 
     def reload_if_changed(self, log: Any) -> None:
-        stamp = self._stamp()
-        if not stamp or stamp in (self._seen, self._refused):
+        changed = [watch.changed() for watch in self._watches]
+        if not any(changed):
             return
-        certfile, keyfile = (str(path) for path in self._files)
+        versions = [found or files.stamp(watch.path) for found, watch in zip(changed, self._watches, strict=True)]
+        if None in versions:
+            return  # one of the pair missing mid-rotation: wait for both
+        certfile, keyfile = (str(watch.path) for watch in self._watches)
         try:
             # Tried on a scratch context first: a failed load can leave a context with a
             # certificate and no matching key. New handshakes take the chain from the
@@ -280,11 +279,13 @@ class _Certificates:
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile=certfile, keyfile=keyfile)
             self._context.load_cert_chain(certfile=certfile, keyfile=keyfile)
         except (OSError, ssl.SSLError, ValueError) as error:
+            # Said once; tried again at the next change (a half-written pair becomes whole).
             log.warning("serving certificate not reloaded (kept the previous one): %s", error)
-            self._refused = stamp  # said once; tried again at the next change (a half-written pair becomes whole)
-            return
-        self._seen = stamp
-        log.info("serving certificate reloaded from %s", self._files[0])
+        else:
+            log.info("serving certificate reloaded from %s", certfile)
+        for watch, version in zip(self._watches, versions, strict=True):
+            if version is not None:
+                watch.take(version)
 
 
 def worker_class(web: settings_mod.WebhookSettings) -> type[WebhookWorker]:
